@@ -1,0 +1,107 @@
+"""Device-mesh helpers: a 1-D data mesh, batch padding, optional multi-host start-up.
+
+The discovery pipeline shards only the batch axis ("data"); weights are replicated. Every sample's
+randomness is derived from its global index, so the mesh size never changes what is computed.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(enabled: bool) -> None:
+    """Starts `jax.distributed` for a multi-host run when `enabled` (must precede any JAX use).
+
+    Args:
+      enabled: the `--multihost` flag; False does nothing, so single-host runs never touch the
+        coordinator service.
+    """
+    if enabled:
+        jax.distributed.initialize()
+
+
+def make_data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh over `devices` (default: every device of every process) with axis "data".
+
+    Args:
+      devices: the devices to shard the batch over, e.g. `jax.devices()[:1]` for a 1-device run.
+
+    Returns:
+      Mesh with axis name `DATA_AXIS` and `len(devices)` entries.
+    """
+    devs = list(jax.devices() if devices is None else devices)
+    if not devs:
+        raise ValueError("make_data_mesh: got an empty device list")
+    return Mesh(np.asarray(devs, dtype=object), (DATA_AXIS,))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+    """Sharding that splits axis 0 over the mesh's data axis."""
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Sharding that puts a full copy on every device of the mesh."""
+    return NamedSharding(mesh, P())
+
+
+def round_up(n: int, multiple: int) -> int:
+    """Smallest multiple of `multiple` that is >= n."""
+    if multiple <= 0:
+        raise ValueError(f"round_up: multiple must be positive, got {multiple}")
+    return -(-int(n) // multiple) * multiple
+
+
+def pad_batch(x: np.ndarray, multiple: int) -> tuple[np.ndarray, int]:
+    """Pads axis 0 of `x` to a multiple of `multiple` by repeating its last row.
+
+    Repeating a real row (instead of zeros) keeps padded rows numerically harmless for any
+    function; callers drop them using the returned count.
+
+    Args:
+      x: [n, ...] array, n >= 1.
+      multiple: e.g. the number of devices in the mesh.
+
+    Returns:
+      (padded [round_up(n, multiple), ...], n).
+    """
+    x = np.asarray(x)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("pad_batch: cannot pad an empty batch")
+    extra = round_up(n, multiple) - n
+    if extra:
+        x = np.concatenate([x, np.repeat(x[-1:], extra, axis=0)], axis=0)
+    return x, n
+
+
+def shard_host_array(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """Places a host array that every process holds in full onto a (possibly multi-host) sharding.
+
+    `make_array_from_callback` hands each addressable device its slice, which works on one host
+    and on many alike (plain `device_put` needs every device to be addressable).
+
+    Args:
+      x: [n, ...] host array, identical on every process.
+      sharding: target sharding (axis 0 must divide evenly over the mesh).
+
+    Returns:
+      A global jax.Array of shape x.shape.
+    """
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def to_host(x: jax.Array) -> np.ndarray:
+    """Gathers a (possibly multi-host) global array into a host numpy array on every process."""
+    if jax.process_count() > 1 and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
