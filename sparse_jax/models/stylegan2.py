@@ -1,0 +1,513 @@
+"""StyleGAN2 generator (config-f 'skip' architecture) in Flax Linen, matching the official numerics.
+
+The parameter tree mirrors the official PyTorch state dict, names and layouts included, so a
+checkpoint converts by re-nesting only (see `converters/`):
+
+  params/mapping/fc{i}/{weight [out,in], bias [out]}         (+ embed/... when c_dim > 0)
+  params/synthesis/b4/const [C,4,4]
+  params/synthesis/b{r}/conv{0,1}/{weight [O,I,3,3], bias [O], noise_strength [],
+                                   affine/{weight [I,w_dim], bias [I]}}
+  params/synthesis/b{r}/torgb/{weight [img_channels,C,1,1], bias, affine/{weight, bias}}
+  buffers/mapping/w_avg [w_dim]
+  buffers/synthesis/b{r}/conv{0,1}/noise_const [r,r]
+
+Equalized learning rate: weights are stored unscaled (init N(0,1), divided by the lr multiplier)
+and the gains are applied at run time, exactly as the official code does, so Adam on the stored
+parameters reproduces the official training dynamics.
+
+Computation runs in NHWC (the fast layout for XLA convolutions); images and captured activations
+are returned in the official NCHW layout. The modulated convolution uses the "non-fused" form
+(scale the input, shared-weight conv, scale the output), which the official code uses in training
+and which agrees with the fused form to ~1e-5 while avoiding a grouped conv per sample.
+
+Public functions are pure and take the (hashable) config first, so they jit with
+`jax.jit(f, static_argnums=0)` or through `functools.partial`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NOISE_MODES = ("const", "none", "random")
+_SQRT2 = math.sqrt(2.0)
+# The standard StyleGAN2 resample filter [1,3,3,1] (outer product, normalised to sum 1).
+_FIR_1D = np.array([1.0, 3.0, 3.0, 1.0], np.float32)
+FIR_FILTER = np.outer(_FIR_1D, _FIR_1D) / np.sum(_FIR_1D) ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture of a StyleGAN2 generator (the official constructor kwargs, flattened)."""
+
+    z_dim: int = 512
+    w_dim: int = 512
+    c_dim: int = 0
+    img_resolution: int = 1024
+    img_channels: int = 3
+    mapping_layers: int = 8
+    channel_base: int = 32768
+    channel_max: int = 512
+    conv_clamp: float | None = None
+    mapping_lr_multiplier: float = 0.01
+    embed_features: int | None = None  # None: w_dim (official default)
+    layer_features: int | None = None  # None: w_dim (official default)
+
+    def __post_init__(self):
+        res = self.img_resolution
+        if not isinstance(res, int) or res < 4 or res & (res - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {res!r}")
+        if self.img_channels < 1:
+            raise ValueError(f"img_channels must be >= 1, got {self.img_channels}")
+        if self.w_dim < 1 or self.z_dim < 0 or self.c_dim < 0:
+            raise ValueError(f"bad dims: z_dim={self.z_dim} w_dim={self.w_dim} c_dim={self.c_dim}")
+        if self.z_dim == 0 and self.c_dim == 0:
+            raise ValueError("z_dim and c_dim cannot both be 0")
+        if self.mapping_layers < 1:
+            raise ValueError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
+        for r in self.block_resolutions:
+            if self.channels(r) < 1:
+                raise ValueError(
+                    f"channel_base={self.channel_base} gives 0 channels at resolution {r}")
+
+    @property
+    def log2_res(self) -> int:
+        return int(round(math.log2(self.img_resolution)))
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * self.log2_res - 2
+
+    @property
+    def block_resolutions(self) -> tuple[int, ...]:
+        return tuple(2**i for i in range(2, self.log2_res + 1))
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GeneratorConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown generator config keys {unknown}; expected a subset of "
+                             f"{sorted(known)}")
+        return cls(**dict(d))
+
+
+# ----------------------------------------------------------------------------- layer naming
+
+
+def layer_names(cfg: GeneratorConfig) -> list[str]:
+    """Every name accepted by `layers=`: official module paths of mapping and synthesis."""
+    names = [f"mapping.fc{i}" for i in range(cfg.mapping_layers)]
+    names += synthesis_layer_names(cfg)
+    return names
+
+
+def synthesis_layer_names(cfg: GeneratorConfig) -> list[str]:
+    names = []
+    for r in cfg.block_resolutions:
+        convs = ("conv1",) if r == 4 else ("conv0", "conv1")
+        for conv in convs:
+            names += [f"synthesis.b{r}.{conv}.affine", f"synthesis.b{r}.{conv}"]
+        names += [f"synthesis.b{r}.torgb.affine", f"synthesis.b{r}.torgb",
+                  f"synthesis.b{r}.x", f"synthesis.b{r}.img"]
+    return names
+
+
+def canonical_layer_name(cfg: GeneratorConfig, name: str) -> str:
+    """Accepts 'synthesis.b16.conv1' or the short 'b16.conv1'; raises with the valid names."""
+    valid = layer_names(cfg)
+    for cand in (name, f"synthesis.{name}"):
+        if cand in valid:
+            return cand
+    raise ValueError(f"unknown layer name {name!r} for a {cfg.img_resolution}x{cfg.img_resolution} "
+                     f"generator; valid names: {', '.join(valid)}")
+
+
+def ws_slot(cfg: GeneratorConfig, res: int, layer: str) -> int:
+    """Index into ws used by a synthesis layer ('conv0', 'conv1' or 'torgb') of block b{res}."""
+    if res == 4:
+        return {"conv1": 0, "torgb": 1}[layer]
+    k = int(round(math.log2(res)))
+    return {"conv0": 2 * k - 5, "conv1": 2 * k - 4, "torgb": 2 * k - 3}[layer]
+
+
+# ----------------------------------------------------------------------------- primitives
+
+
+def _lrelu_gain(x, gain=_SQRT2):
+    return jax.nn.leaky_relu(x, 0.2) * gain
+
+
+def _clamp(x, clamp):
+    return x if clamp is None else jnp.clip(x, -clamp, clamp)
+
+
+def _normalize_2nd_moment(x, eps=1e-8):
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=1, keepdims=True) + eps)
+
+
+def _fir_depthwise(x, channels: int, pad: tuple[int, int], gain: float, lhs_dilation: int = 1):
+    """Depthwise 4x4 FIR over NHWC x, optionally after zero-insertion (lhs_dilation)."""
+    f = jnp.asarray(FIR_FILTER * gain, x.dtype)
+    kernel = jnp.tile(f[:, :, None, None], (1, 1, 1, channels))  # HWIO, I=1 per group
+    return jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(1, 1), padding=[pad, pad],
+        lhs_dilation=(lhs_dilation, lhs_dilation),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
+
+
+def upsample2d(x):
+    """Official upfirdn2d.upsample2d with [1,3,3,1]: NHWC [N,H,W,C] -> [N,2H,2W,C]."""
+    # Zero insertion via lhs_dilation gives 2H-1 samples (no trailing zero), so the official
+    # padding (2, 1) becomes (2, 2).
+    return _fir_depthwise(x, x.shape[-1], (2, 2), gain=4.0, lhs_dilation=2)
+
+
+def _affine(w, weight, bias):
+    """FullyConnectedLayer with lr multiplier 1 (style affine): [N,w_dim] -> [N,out]."""
+    return w @ (weight * (1.0 / math.sqrt(weight.shape[1]))).T + bias
+
+
+def _modulated_conv(x, weight, styles, *, up: bool, demodulate: bool = True):
+    """Non-fused modulated 3x3 conv. x [N,H,W,I] NHWC, weight [O,I,3,3], styles [N,I]."""
+    x = x * styles[:, None, None, :].astype(x.dtype)
+    if up:
+        # Transposed conv (stride 2) == correlation with the spatially flipped kernel on the
+        # zero-inserted input; then the FIR with padding 1 brings 2H+1 back to 2H.
+        kernel = jnp.transpose(weight[:, :, ::-1, ::-1], (2, 3, 1, 0))
+        x = jax.lax.conv_general_dilated(
+            x, kernel, (1, 1), [(2, 2), (2, 2)], lhs_dilation=(2, 2),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x = _fir_depthwise(x, x.shape[-1], (1, 1), gain=4.0)
+    else:
+        kernel = jnp.transpose(weight, (2, 3, 1, 0))
+        x = jax.lax.conv_general_dilated(
+            x, kernel, (1, 1), [(1, 1), (1, 1)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if demodulate:
+        wsq = jnp.sum(jnp.square(weight), axis=(2, 3))  # [O,I]
+        dcoefs = jax.lax.rsqrt(jnp.square(styles) @ wsq.T + 1e-8)  # [N,O]
+        x = x * dcoefs[:, None, None, :].astype(x.dtype)
+    return x
+
+
+def _nchw(x):
+    return jnp.transpose(x, (0, 3, 1, 2))
+
+
+# ----------------------------------------------------------------------------- Flax modules
+
+
+def _normal_init(scale=1.0):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.normal(key, shape, dtype) * scale
+    return init
+
+
+def _const_init(value):
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.full(shape, value, dtype)
+    return init
+
+
+class FullyConnected(nn.Module):
+    """Official FullyConnectedLayer: weight [out,in] stored / lr_multiplier."""
+
+    in_features: int
+    out_features: int
+    lr_multiplier: float = 1.0
+    bias_init: float = 0.0
+    activation: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        weight = self.param("weight", _normal_init(1.0 / self.lr_multiplier),
+                            (self.out_features, self.in_features))
+        bias = self.param("bias", _const_init(self.bias_init / self.lr_multiplier),
+                          (self.out_features,))
+        y = x @ (weight * (self.lr_multiplier / math.sqrt(self.in_features))).T
+        y = y + bias * self.lr_multiplier
+        return _lrelu_gain(y) if self.activation else y
+
+
+class MappingNetwork(nn.Module):
+    cfg: GeneratorConfig
+
+    @nn.compact
+    def __call__(self, z, c, layers: tuple[str, ...] = ()):
+        """z [N,z_dim], c [N,c_dim] or None -> (w [N,w_dim], activations dict)."""
+        cfg = self.cfg
+        embed_features = cfg.embed_features or cfg.w_dim
+        layer_features = cfg.layer_features or cfg.w_dim
+        w_avg = self.variable("buffers", "w_avg", lambda: jnp.zeros((cfg.w_dim,), jnp.float32))
+        del w_avg  # created here so that init() lays out the buffer; read by the caller
+        parts = []
+        if cfg.z_dim > 0:
+            parts.append(_normalize_2nd_moment(z.astype(jnp.float32)))
+        if cfg.c_dim > 0:
+            y = FullyConnected(cfg.c_dim, embed_features, name="embed")(c.astype(jnp.float32))
+            parts.append(_normalize_2nd_moment(y))
+        x = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+        features = [x.shape[1]] + [layer_features] * (cfg.mapping_layers - 1) + [cfg.w_dim]
+        acts = {}
+        for i in range(cfg.mapping_layers):
+            x = FullyConnected(features[i], features[i + 1], cfg.mapping_lr_multiplier,
+                               activation=True, name=f"fc{i}")(x)
+            if f"mapping.fc{i}" in layers:
+                acts[f"mapping.fc{i}"] = x
+        return x, acts
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (+ optional up-sampling), noise, bias, lrelu, clamp."""
+
+    in_channels: int
+    out_channels: int
+    w_dim: int
+    resolution: int
+    up: bool
+    conv_clamp: float | None
+
+    @nn.compact
+    def __call__(self, x, w, noise_mode: str):
+        """x [N,H,W,I] NHWC, w [N,w_dim] -> (y [N,R,R,O], styles [N,I])."""
+        styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, name="affine")(w)
+        weight = self.param("weight", _normal_init(),
+                            (self.out_channels, self.in_channels, 3, 3))
+        bias = self.param("bias", _const_init(0.0), (self.out_channels,))
+        noise_strength = self.param("noise_strength", _const_init(0.0), ())
+        noise_const = self.variable(
+            "buffers", "noise_const",
+            lambda: jax.random.normal(self.make_rng("params"), (self.resolution,) * 2))
+        x = _modulated_conv(x, weight, styles, up=self.up)
+        if noise_mode == "const":
+            x = x + (noise_const.value * noise_strength)[None, :, :, None]
+        elif noise_mode == "random":
+            n = x.shape[0]
+            noise = jax.random.normal(self.make_rng("noise"), (n, self.resolution,
+                                                               self.resolution, 1), x.dtype)
+            x = x + noise * noise_strength
+        x = _lrelu_gain(x + bias)
+        return _clamp(x, self.conv_clamp), styles
+
+
+class ToRGB(nn.Module):
+    in_channels: int
+    img_channels: int
+    w_dim: int
+    conv_clamp: float | None
+
+    @nn.compact
+    def __call__(self, x, w):
+        """x [N,H,W,C] -> (rgb [N,H,W,img_channels], styles [N,C] before the weight gain)."""
+        styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, name="affine")(w)
+        weight = self.param("weight", _normal_init(), (self.img_channels, self.in_channels, 1, 1))
+        bias = self.param("bias", _const_init(0.0), (self.img_channels,))
+        s = styles * (1.0 / math.sqrt(self.in_channels))
+        y = (x * s[:, None, None, :]) @ weight[:, :, 0, 0].T + bias
+        return _clamp(y, self.conv_clamp), styles
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: [const,] conv0 (up), conv1, torgb, and the skip image."""
+
+    cfg: GeneratorConfig
+    res: int
+
+    @nn.compact
+    def __call__(self, x, img, ws, noise_mode: str, layers: tuple[str, ...]):
+        """x [N,R/2,R/2,C] (None for b4), img NHWC or None, ws [N,num_ws,w_dim]."""
+        cfg, res = self.cfg, self.res
+        blk = f"synthesis.b{res}"
+        c_out = cfg.channels(res)
+        acts = {}
+
+        def keep(name, value):
+            if name in layers:
+                acts[name] = value
+
+        if res == 4:
+            const = self.param("const", _normal_init(), (c_out, 4, 4))
+            x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0))[None],
+                                 (ws.shape[0], 4, 4, c_out))
+        for conv in (("conv1",) if res == 4 else ("conv0", "conv1")):
+            layer = SynthesisLayer(x.shape[-1], c_out, cfg.w_dim, res, up=(conv == "conv0"),
+                                   conv_clamp=cfg.conv_clamp, name=conv)
+            x, styles = layer(x, ws[:, ws_slot(cfg, res, conv)], noise_mode)
+            keep(f"{blk}.{conv}.affine", styles)
+            keep(f"{blk}.{conv}", x)
+        y, styles = ToRGB(c_out, cfg.img_channels, cfg.w_dim, cfg.conv_clamp,
+                          name="torgb")(x, ws[:, ws_slot(cfg, res, "torgb")])
+        keep(f"{blk}.torgb.affine", styles)
+        keep(f"{blk}.torgb", y)
+        img = y if img is None else upsample2d(img) + y
+        keep(f"{blk}.x", x)
+        keep(f"{blk}.img", img)
+        return x, img, acts
+
+
+class SynthesisNetwork(nn.Module):
+    cfg: GeneratorConfig
+
+    @nn.compact
+    def __call__(self, ws, noise_mode: str = "const", layers: tuple[str, ...] = (),
+                 stop_res: int | None = None):
+        """ws [N,num_ws,w_dim] -> (img [N,H,W,img_channels] NHWC, activations dict)."""
+        x = img = None
+        acts = {}
+        for res in self.cfg.block_resolutions:
+            if stop_res is not None and res > stop_res:
+                break
+            x, img, block_acts = SynthesisBlock(self.cfg, res, name=f"b{res}")(
+                x, img, ws, noise_mode, layers)
+            acts.update(block_acts)
+        return img, acts
+
+
+class StyleGAN2Generator(nn.Module):
+    """Mapping + synthesis. Use the module-level functions below rather than `apply` directly."""
+
+    cfg: GeneratorConfig
+
+    def setup(self):
+        self.mapping = MappingNetwork(self.cfg)
+        self.synthesis = SynthesisNetwork(self.cfg)
+
+    def __call__(self, z, c=None):
+        w, _ = self.mapping(z, c)
+        ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.cfg.num_ws, self.cfg.w_dim))
+        img, _ = self.synthesis(ws)
+        return img
+
+    def map(self, z, c, layers=()):
+        return self.mapping(z, c, layers)
+
+    def synth(self, ws, noise_mode="const", layers=(), stop_res=None):
+        return self.synthesis(ws, noise_mode, layers, stop_res)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def init_generator(key: jax.Array, cfg: GeneratorConfig) -> dict:
+    """Fresh parameters with the official init. Returns {'params': ..., 'buffers': ...}."""
+    model = StyleGAN2Generator(cfg)
+    z = jnp.zeros((1, cfg.z_dim), jnp.float32)
+    c = jnp.zeros((1, cfg.c_dim), jnp.float32) if cfg.c_dim else None
+    variables = model.init({"params": key}, z, c)
+    return flax.core.unfreeze(variables)
+
+
+def _check_c(cfg, c, n):
+    if cfg.c_dim == 0:
+        return None
+    if c is None:
+        raise ValueError(f"this generator is conditional (c_dim={cfg.c_dim}): pass c [N, c_dim]")
+    if c.shape != (n, cfg.c_dim):
+        raise ValueError(f"c must have shape {(n, cfg.c_dim)}, got {tuple(c.shape)}")
+    return c
+
+
+def map_latents(cfg: GeneratorConfig, variables: Mapping, z: jax.Array, c: jax.Array | None = None,
+                truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                layers: Sequence[str] = ()):
+    """Mapping network.
+
+    Args:
+      z: [N, z_dim] latents. c: [N, c_dim] labels (conditional models only).
+      truncation_psi: lerp towards w_avg; truncation_cutoff: only the first `cutoff` ws slots.
+      layers: optional 'mapping.fc{i}' names to capture.
+    Returns:
+      ws [N, num_ws, w_dim]; or (ws, {name: [N, features]}) when `layers` is given.
+    """
+    if z.ndim != 2 or z.shape[1] != cfg.z_dim:
+        raise ValueError(f"z must have shape [N, {cfg.z_dim}], got {tuple(z.shape)}")
+    c = _check_c(cfg, c, z.shape[0])
+    layers = tuple(layers)
+    for name in layers:
+        if not name.startswith("mapping."):
+            raise ValueError(f"map_latents captures mapping layers only, got {name!r}")
+        canonical_layer_name(cfg, name)
+    w, acts = StyleGAN2Generator(cfg).apply(variables, z, c, layers,
+                                            method=StyleGAN2Generator.map)
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], cfg.num_ws, cfg.w_dim))
+    ws = truncate(cfg, variables, ws, truncation_psi, truncation_cutoff)
+    return (ws, acts) if layers else ws
+
+
+def truncate(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, truncation_psi: float = 1.0,
+             truncation_cutoff: int | None = None) -> jax.Array:
+    """ws [N,num_ws,w_dim] -> w_avg + psi (ws - w_avg) on the first `cutoff` slots."""
+    if isinstance(truncation_psi, (int, float)) and truncation_psi == 1.0:
+        return ws
+    w_avg = variables["buffers"]["mapping"]["w_avg"]
+    cutoff = cfg.num_ws if truncation_cutoff is None else int(truncation_cutoff)
+    slots = (jnp.arange(cfg.num_ws) < cutoff)[None, :, None]
+    lerped = w_avg + truncation_psi * (ws - w_avg)
+    return jnp.where(slots, lerped, ws)
+
+
+def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mode: str = "const",
+               key: jax.Array | None = None, layers: Sequence[str] = (),
+               return_image: bool = True):
+    """Synthesis network.
+
+    Args:
+      ws: [N, num_ws, w_dim] per-layer latents.
+      noise_mode: 'const' (stored noise buffers), 'none', or 'random' (needs `key`).
+      layers: synthesis layer names to capture (official, e.g. 'synthesis.b16.conv1', or short
+        'b16.conv1'); see `layer_names`.
+      return_image: with False, stops after the deepest requested layer's block and returns only
+        the activations.
+    Returns:
+      img [N, img_channels, H, W] (NCHW float32); or (img, {name: NCHW array}) when `layers` is
+      given; or the activation dict alone when return_image is False.
+    """
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    if noise_mode == "random" and key is None:
+        raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
+    if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
+        raise ValueError(f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
+    names = tuple(canonical_layer_name(cfg, n) for n in layers)
+    for name in names:
+        if not name.startswith("synthesis."):
+            raise ValueError(f"synthesize captures synthesis layers only, got {name!r}")
+    if not return_image and not names:
+        raise ValueError("return_image=False needs at least one layer in `layers`")
+    stop_res = None
+    if not return_image:
+        stop_res = max(int(n.split(".")[1][1:]) for n in names)
+    rngs = {"noise": key} if noise_mode == "random" else None
+    img, acts = StyleGAN2Generator(cfg).apply(
+        variables, ws.astype(jnp.float32), noise_mode, names, stop_res,
+        method=StyleGAN2Generator.synth, rngs=rngs)
+    acts = {k: (_nchw(v) if v.ndim == 4 else v) for k, v in acts.items()}
+    if not return_image:
+        return acts
+    img = _nchw(img)
+    return (img, acts) if names else img
+
+
+def generate(cfg: GeneratorConfig, variables: Mapping, z: jax.Array, c: jax.Array | None = None,
+             truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+             noise_mode: str = "const", key: jax.Array | None = None) -> jax.Array:
+    """z [N,z_dim] -> images [N, img_channels, H, W] (mapping, truncation, synthesis)."""
+    ws = map_latents(cfg, variables, z, c, truncation_psi, truncation_cutoff)
+    return synthesize(cfg, variables, ws, noise_mode=noise_mode, key=key)
+
+
+def num_params(variables: Mapping) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(variables.get("params", {}))))
