@@ -2,7 +2,8 @@
 
 A generator directory looks like::
 
-    DIR/config.json     {"format": "sparse-jax-generator", "version": 1, "config": {...}, "info": {...}}
+    DIR/config.json     {"format": "sparse-jax-generator", "version": 1,
+                         "config": {...}, "info": {...}}
     DIR/variables/      Orbax checkpoint of {'params': ..., 'buffers': ...}
 
 The whole directory is first written under a temporary name and then renamed, so an interrupted
@@ -93,10 +94,15 @@ def restore_variables(path: str, abstract: Any) -> Any:
                              f"config.json: {e}") from e
 
 
+def abstract_generator(cfg: sg.GeneratorConfig) -> Any:
+    """ShapeDtypeStructs of a generator's variables (no computation)."""
+    return jax.eval_shape(functools.partial(sg.init_generator, cfg=cfg), jax.random.key(0))
+
+
 def save_generator(path: str, cfg: sg.GeneratorConfig, variables: Mapping,
                    info: Mapping[str, Any] | None = None, overwrite: bool = True) -> None:
     """Saves a generator directory loadable with `load_generator`."""
-    check_like(variables, jax.eval_shape(functools.partial(sg.init_generator, cfg=cfg), jax.random.key(0)))
+    check_like(variables, abstract_generator(cfg))
     save_model_dir(path, GENERATOR_FORMAT, cfg.to_dict(), variables, info, overwrite)
 
 
@@ -104,8 +110,7 @@ def load_generator(path: str) -> tuple[sg.GeneratorConfig, dict]:
     """Loads a generator directory: returns (config, {'params': ..., 'buffers': ...})."""
     meta = read_model_config(path, GENERATOR_FORMAT)
     cfg = sg.GeneratorConfig.from_dict(meta["config"])
-    abstract = jax.eval_shape(functools.partial(sg.init_generator, cfg=cfg), jax.random.key(0))
-    return cfg, restore_variables(path, abstract)
+    return cfg, restore_variables(path, abstract_generator(cfg))
 
 
 def generator_info(path: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """Yields a temporary path next to `path`; renames it onto `path` on success."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=suffix + ".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=suffix + ".tmp")
     os.close(fd)
     try:
         yield tmp

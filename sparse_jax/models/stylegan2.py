@@ -480,7 +480,8 @@ def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mo
     if noise_mode == "random" and key is None:
         raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
     if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
-        raise ValueError(f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
+        raise ValueError(
+            f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
     names = tuple(canonical_layer_name(cfg, n) for n in layers)
     for name in names:
         if not name.startswith("synthesis."):
@@ -510,4 +511,5 @@ def generate(cfg: GeneratorConfig, variables: Mapping, z: jax.Array, c: jax.Arra
 
 
 def num_params(variables: Mapping) -> int:
-    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(variables.get("params", {}))))
+    leaves = jax.tree_util.tree_leaves(variables.get("params", {}))
+    return int(sum(np.prod(x.shape) for x in leaves))
