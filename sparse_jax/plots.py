@@ -1,0 +1,174 @@
+"""Figures: walk grids (paper Figs. 3/4), prediction curves (Fig. 5), A heat maps (Fig. 6).
+
+Each function takes NumPy arrays and returns a matplotlib `Figure` drawn on the Agg canvas; no
+pyplot state is touched and nothing is written (save with `sparse_jax.io.save_figure`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_PAD = 2  # pixels between tiles of a walk grid
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_display(images: np.ndarray) -> np.ndarray:
+    """[..., C, H, W] in [-1, 1] -> [..., H, W, 3] in [0, 1] (1-channel images become gray)."""
+    x = np.asarray(images, np.float32)
+    if x.ndim < 3 or x.shape[-3] not in (1, 3):
+        raise ValueError(f"images: expected [..., 1 or 3, H, W], got {x.shape}")
+    x = np.clip((x + 1.0) * 0.5, 0.0, 1.0)
+    x = np.moveaxis(x, -3, -1)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return x
+
+
+def mosaic(images: np.ndarray) -> np.ndarray:
+    """[R, K, C, H, W] in [-1, 1] -> one [R*(H+pad)-pad, K*(W+pad)-pad, 3] image in [0, 1]."""
+    x = to_display(images)
+    if x.ndim != 5:
+        raise ValueError(f"images: expected [rows, cols, C, H, W], got {np.shape(images)}")
+    rows, cols, h, w, _ = x.shape
+    out = np.ones((rows * (h + _PAD) - _PAD, cols * (w + _PAD) - _PAD, 3), np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            out[r * (h + _PAD):r * (h + _PAD) + h, c * (w + _PAD):c * (w + _PAD) + w] = x[r, c]
+    return out
+
+
+def walk_grid(images: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+              title: str = "", tile_inches: float = 0.6) -> Figure:
+    """A walk grid: rows are directions (or methods), columns are distances.
+
+    Args:
+      images: [R, K, C, H, W] in [-1, 1].
+      row_labels: R labels; col_labels: K labels.
+      title: figure title.
+      tile_inches: displayed size of one image.
+
+    Returns:
+      Figure.
+    """
+    images = np.asarray(images)
+    if images.ndim != 5:
+        raise ValueError(f"images: expected [rows, cols, C, H, W], got {images.shape}")
+    rows, cols, _, h, w = images.shape
+    if len(row_labels) != rows or len(col_labels) != cols:
+        raise ValueError(f"labels: expected {rows} row and {cols} column labels, got "
+                         f"{len(row_labels)} and {len(col_labels)}")
+    fig = _figure(1.6 + cols * tile_inches, 0.9 + rows * tile_inches)
+    ax = fig.add_axes((1.4 / (1.6 + cols * tile_inches), 0.5 / (0.9 + rows * tile_inches),
+                       cols * tile_inches / (1.6 + cols * tile_inches),
+                       rows * tile_inches / (0.9 + rows * tile_inches)))
+    ax.imshow(mosaic(images), interpolation="nearest")
+    ax.set_xticks([c * (w + _PAD) + w / 2 - 0.5 for c in range(cols)])
+    ax.set_xticklabels(list(col_labels), fontsize=7)
+    ax.set_yticks([r * (h + _PAD) + h / 2 - 0.5 for r in range(rows)])
+    ax.set_yticklabels(list(row_labels), fontsize=7)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def curves_figure(distances: np.ndarray, curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                  attribute_names: Sequence[str], xlabel: str = "W distance",
+                  title: str = "") -> Figure:
+    """Mean +- std of p_a along each attribute's direction, one panel per attribute.
+
+    Args:
+      distances: [T].
+      curves: method -> (mean [A, T], std [A, T]); NaN rows are drawn as "n/a".
+      attribute_names: A names.
+      xlabel, title: axis label and figure title.
+
+    Returns:
+      Figure.
+    """
+    t = np.asarray(distances, np.float64)
+    num_a = len(attribute_names)
+    ncols = min(num_a, 4)
+    nrows = math.ceil(num_a / ncols)
+    fig = _figure(3.0 * ncols, 2.4 * nrows + 0.4)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    for a, name in enumerate(attribute_names):
+        ax = axes[a // ncols, a % ncols]
+        for method, (mean, std) in curves.items():
+            m, s = np.asarray(mean)[a], np.asarray(std)[a]
+            if np.isnan(m).all():
+                ax.plot([], [], label=f"{method} (n/a)")
+                continue
+            (line,) = ax.plot(t, m, label=method)
+            ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.axhline(0.5, color="gray", linewidth=0.6, linestyle=":")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        if a // ncols == nrows - 1:
+            ax.set_xlabel(xlabel, fontsize=8)
+        if a % ncols == 0:
+            ax.set_ylabel("p", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for a in range(num_a, nrows * ncols):
+        axes[a // ncols, a % ncols].set_visible(False)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def heatmaps_figure(mats: Mapping[str, np.ndarray], attribute_names: Sequence[str],
+                    scores: Mapping[str, float | None] | None = None) -> Figure:
+    """The A matrices as heat maps, one panel per method, on a shared colour scale.
+
+    Args:
+      mats: method -> A [A, A] (row i: walking attribute i's direction; column j: |delta p_j|);
+        NaN rows are shown blank.
+      attribute_names: A names.
+      scores: method -> S_d for the panel titles (None shows "n/a").
+
+    Returns:
+      Figure.
+    """
+    names = list(mats)
+    num_a = len(attribute_names)
+    finite = [np.asarray(m, np.float64)[np.isfinite(m)] for m in mats.values()]
+    vmax = max([float(f.max()) for f in finite if f.size] + [1e-6])
+    size = 0.45 * num_a + 1.5
+    fig = _figure(size * len(names) + 1.0, size + 0.6)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    image = None
+    for ax, method in zip(axes, names, strict=True):
+        m = np.asarray(mats[method], np.float64)
+        image = ax.imshow(np.ma.masked_invalid(m), vmin=0.0, vmax=vmax, cmap="viridis")
+        for i in range(num_a):
+            for j in range(num_a):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if m[i, j] < 0.6 * vmax else "black")
+        ax.set_xticks(range(num_a))
+        ax.set_xticklabels(list(attribute_names), rotation=90, fontsize=7)
+        ax.set_yticks(range(num_a))
+        ax.set_yticklabels(list(attribute_names), fontsize=7)
+        ax.set_xlabel("attribute measured", fontsize=8)
+        ax.set_ylabel("direction of attribute", fontsize=8)
+        label = ""
+        if scores is not None:
+            s = scores.get(method)
+            label = f"  S_d = {s:.3f}" if s is not None else "  S_d = n/a"
+        ax.set_title(method + label, fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8, label="|Δp| at d_max")
+    return fig
