@@ -358,9 +358,9 @@ def table1_markdown(results: Mapping[str, Any]) -> str:
     lines.append("| Attributes scored | " + " | ".join(cells) + " |")
     for m in names:
         lines += ["", f"## {m}", "",
-                  "| attribute | direction | assign gain | negative seeds (assign/eval) | S_e "
-                  "| d50 (W) | d50 (σ) | d_max (σ) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| attribute | direction | assign gain | negative assign seeds "
+                  "| negative eval seeds | S_e | d50 (W) | d50 (σ) | d_max (σ) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, r in methods[m]["attributes"].items():
             if r["direction"] is None:
                 direction = NA_NO_ASSIGN_SEED
@@ -372,7 +372,7 @@ def table1_markdown(results: Mapping[str, Any]) -> str:
             d_max_sigma = ("" if r["d_max_sigma"] is None else f"{r['d_max_sigma']:.3g}")
             lines.append(
                 f"| {name} | {direction} | {_fmt(r['assign_gain'], 'n/a')} | "
-                f"{r['num_negative_assign']}/{r['num_negative_eval']} | "
+                f"{r['num_negative_assign']} | {r['num_negative_eval']} | "
                 f"{_fmt(r['S_e'], r['S_e_status'])} | {_fmt(r['d50'], r['d50_status'])} | "
                 f"{d50_sigma} | {d_max_sigma} |")
     return "\n".join(lines) + "\n"

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 _PAD = 2  # pixels between tiles of a walk grid
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100)
+def _figure(width: float, height: float, layout: str | None = None) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -101,7 +101,7 @@ def curves_figure(distances: np.ndarray, curves: Mapping[str, tuple[np.ndarray, 
     num_a = len(attribute_names)
     ncols = min(num_a, 4)
     nrows = math.ceil(num_a / ncols)
-    fig = _figure(3.0 * ncols, 2.4 * nrows + 0.4)
+    fig = _figure(3.0 * ncols, 2.4 * nrows + 0.4, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     for a, name in enumerate(attribute_names):
         ax = axes[a // ncols, a % ncols]
@@ -125,7 +125,6 @@ def curves_figure(distances: np.ndarray, curves: Mapping[str, tuple[np.ndarray, 
     axes[0, 0].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -147,7 +146,7 @@ def heatmaps_figure(mats: Mapping[str, np.ndarray], attribute_names: Sequence[st
     finite = [np.asarray(m, np.float64)[np.isfinite(m)] for m in mats.values()]
     vmax = max([float(f.max()) for f in finite if f.size] + [1e-6])
     size = 0.45 * num_a + 1.5
-    fig = _figure(size * len(names) + 1.0, size + 0.6)
+    fig = _figure(size * len(names) + 1.0, size + 0.6, layout="constrained")
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     image = None
     for ax, method in zip(axes, names, strict=True):
@@ -161,9 +160,10 @@ def heatmaps_figure(mats: Mapping[str, np.ndarray], attribute_names: Sequence[st
         ax.set_xticks(range(num_a))
         ax.set_xticklabels(list(attribute_names), rotation=90, fontsize=7)
         ax.set_yticks(range(num_a))
-        ax.set_yticklabels(list(attribute_names), fontsize=7)
+        ax.set_yticklabels(list(attribute_names) if ax is axes[0] else [], fontsize=7)
         ax.set_xlabel("attribute measured", fontsize=8)
-        ax.set_ylabel("direction of attribute", fontsize=8)
+        if ax is axes[0]:
+            ax.set_ylabel("direction of attribute", fontsize=8)
         label = ""
         if scores is not None:
             s = scores.get(method)

@@ -155,3 +155,35 @@ def test_summary_rejects_mismatched_names_and_stdev():
         metrics.summarize_method(p, p, DIST, ["a"])
     with pytest.raises(ValueError, match="lat_stdev"):
         metrics.summarize_method(p, p, DIST, NAMES, lat_stdev=[1.0])
+
+
+def test_plots_render_with_nan_rows(tmp_path):
+    from sparse_jax import io, plots
+
+    asg = metrics.assign_directions(_preds(BASE_ASSIGN), DIST)
+    mean, std = metrics.curves(_preds(BASE_EVAL), DIST, asg)
+    mat = metrics.disentanglement_matrix(_preds(BASE_EVAL), DIST, asg)
+    figs = {
+        "curves.png": plots.curves_figure(DIST, {"M1": (mean, std), "M2": (mean, std)}, NAMES),
+        "heat.png": plots.heatmaps_figure({"M1": mat, "M2": mat}, NAMES, {"M1": 0.5, "M2": None}),
+        "grid.png": plots.walk_grid(np.zeros((2, 3, 1, 8, 8)), ["a", "b"], ["0", "1", "2"]),
+    }
+    for name, fig in figs.items():
+        io.save_figure(str(tmp_path / name), fig)
+        with open(tmp_path / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mosaic_layout_and_bad_labels():
+    from sparse_jax import plots
+
+    images = np.full((2, 3, 1, 4, 4), -1.0)
+    images[1, 2] = 1.0
+    m = plots.mosaic(images)
+    assert m.shape == (2 * 4 + 2, 3 * 4 + 2 * 2, 3)
+    np.testing.assert_array_equal(m[-4:, -4:], 1.0)   # last tile white
+    np.testing.assert_array_equal(m[:4, :4], 0.0)     # first tile black
+    with pytest.raises(ValueError, match="labels"):
+        plots.walk_grid(images, ["a"], ["0", "1", "2"])
+    with pytest.raises(ValueError, match="1 or 3"):
+        plots.to_display(np.zeros((2, 2, 4, 4)))
