@@ -204,8 +204,8 @@ def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indi
       signs: the sign axis G (default +1, -1).
       layer_range: (start, end): edit only ws slots [start, end); None edits all slots.
       truncation_psi: applied to ws before the edit.
-      chunk: items per jitted call (rounded up to a multiple of the device count); memory
-        scales with it.
+      chunk: at most this many items per jitted call (before rounding up to a multiple of the
+        device count); the items are split into equal chunks. Memory scales with it.
       return_images: also return every image (memory: S*D*G*T images on the host).
       devices: devices to shard the chunk axis over (default all).
 
@@ -231,7 +231,9 @@ def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indi
     mesh = sharding.make_data_mesh(devices)
     n_dev = mesh.devices.size
     n_items = item_seed.shape[0]
-    size = sharding.round_up(min(chunk, n_items), n_dev)
+    # Equal chunks (the last one padded by < n_chunks * n_dev items): one compilation per run.
+    n_chunks = -(-n_items // chunk)
+    size = sharding.round_up(-(-n_items // n_chunks), n_dev)
     step = _compiled_step(cfg, float(truncation_psi), predict_fn is not None, return_images, mesh)
     repl = sharding.replicated(mesh)
     data = sharding.data_sharding(mesh)
