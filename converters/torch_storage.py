@@ -29,6 +29,7 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 # A legacy torch file starts with the pickled magic number (PROTO 2, LONG1 of 10 bytes).
 LEGACY_PREFIX = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
+MAX_ELEMENTS = 2**31
 BFLOAT16 = "bfloat16"  # marker: numpy has no bfloat16; decoded to float32 (exact)
 
 # Element type of each torch storage class (the class name is the only dtype information).
@@ -162,8 +163,12 @@ class TensorRef:
             if self.dtype == BFLOAT16:
                 base = (base.astype(np.uint32) << 16).view(np.float32)
             base = base.astype(base.dtype.newbyteorder("="), copy=False)
-        if math.prod(self.shape) == 0:
+        numel = math.prod(self.shape)
+        if numel == 0:
             return np.zeros(self.shape, base.dtype)
+        if numel > MAX_ELEMENTS:  # stride-0 tensors could otherwise ask for any amount of memory
+            raise ConversionError(f"{self.storage.source}: tensor of shape {self.shape} is too "
+                                  "large for a StyleGAN2 generator")
         last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True))
         if self.offset < 0 or min(self.stride, default=0) < 0 or last >= len(base):
             raise ConversionError(

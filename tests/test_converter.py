@@ -213,6 +213,8 @@ def _dtype_zoo():
         i32=torch.arange(10, dtype=torch.int32)[3:], i16=torch.arange(6, dtype=torch.int16),
         i8=torch.arange(-3, 3, dtype=torch.int8), u8=torch.arange(250, 256, dtype=torch.uint8),
         b=torch.tensor([True, False, True]), scalar=torch.tensor(2.5), empty=torch.zeros(0, 3),
+        expanded=torch.arange(3.0).reshape(3, 1).expand(3, 4), c64=torch.randn(3, 2).to(
+            torch.complex64),
         param=torch.nn.Parameter(base[:, 1:].clone()))
 
 
@@ -360,5 +362,20 @@ def test_bin_convert_writes_a_loadable_directory(tmp_path):
     assert cfg == REF_SG_CFG
     _assert_tree_equals_state(variables, _ref_state())
     assert checkpoints.generator_info(out)["flavour"] == "stylegan2-ada-pytorch"
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
     with pytest.raises(FileExistsError, match="--overwrite"):
         converters.convert(REF_PKL, out)
+    converters.convert(REF_PKL, out, overwrite=True)
+    assert checkpoints.load_generator(out)[0] == REF_SG_CFG
+
+
+def test_rosinality_layout_reproduces_official_images_in_rosinality_semantics():
+    """The spec-4 table, read through a torch re-statement of rosinality's forward pass."""
+    sd = tf.rosinality_state_dict(_ref_state(), REF_CFG)
+    ref = _ref()
+    with torch.no_grad():
+        w = tf.rosinality_mapping(sd, torch.from_numpy(ref["z"]))
+        _close(w.numpy(), ref["ws_psi1"][:, 0])
+        img = tf.rosinality_forward(sd, torch.from_numpy(ref["ws_mixed"][:2]))
+    _close(img.numpy(), ref["img_mixed_const"][:2])

@@ -344,3 +344,80 @@ def rosinality_bytes(st: Mapping[str, np.ndarray], cfg: dict, *, style: str = "c
     buf = io.BytesIO()
     torch.save(ckpt, buf, _use_new_zipfile_serialization=not legacy_format)
     return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- rosinality forward
+# An independent torch re-statement of rosinality's Generator.forward (randomize_noise=False,
+# fused modulated conv), written from its semantics so the test can check that the spec's
+# rosinality -> official table (no flips, no rescaling) gives the official images.
+
+
+def _upfirdn(x: torch.Tensor, k: torch.Tensor, up: int, pad: tuple[int, int]) -> torch.Tensor:
+    n, c, h, w = x.shape
+    if up > 1:  # zero insertion, samples at even indices, trailing zeros (size up*H)
+        y = x.new_zeros(n, c, h * up, w * up)
+        y[:, :, ::up, ::up] = x
+        x = y
+    x = torch.nn.functional.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    kern = torch.flip(k, [0, 1])[None, None].repeat(c, 1, 1, 1)
+    return torch.nn.functional.conv2d(x, kern, groups=c)
+
+
+def _modconv(sd, pre, x, w, *, demod=True, up=False):
+    weight = sd[f"{pre}.weight"]  # [1,O,I,k,k]
+    _, o, i, k, _ = weight.shape
+    mw, mb = sd[f"{pre}.modulation.weight"], sd[f"{pre}.modulation.bias"]
+    style = w @ (mw / math.sqrt(mw.shape[1])).t() + mb  # EqualLinear, lr_mul 1
+    wt = weight / math.sqrt(i * k * k) * style[:, None, :, None, None]  # [N,O,I,k,k]
+    if demod:
+        wt = wt * torch.rsqrt(wt.pow(2).sum([2, 3, 4]) + 1e-8)[:, :, None, None, None]
+    outs = []
+    for n in range(x.shape[0]):
+        if up:
+            y = torch.nn.functional.conv_transpose2d(x[n:n + 1], wt[n].transpose(0, 1), stride=2)
+            y = _upfirdn(y, sd[f"{pre}.blur.kernel"], 1, (1, 1))
+        else:
+            y = torch.nn.functional.conv2d(x[n:n + 1], wt[n], padding=k // 2)
+        outs.append(y)
+    return torch.cat(outs)
+
+
+def rosinality_forward(sd: Mapping[str, torch.Tensor], ws: torch.Tensor) -> torch.Tensor:
+    """rosinality Generator synthesis with the stored noises. ws [N, n_latent, w_dim] -> NCHW."""
+    noises = [sd[f"noises.noise_{i}"] for i in range(ws.shape[1] - 1)]
+
+    def styled(pre, x, w, noise, up=False):
+        x = _modconv(sd, f"{pre}.conv", x, w, up=up)
+        x = x + sd[f"{pre}.noise.weight"] * noise
+        return torch.nn.functional.leaky_relu(x + sd[f"{pre}.activate.bias"][None, :, None, None],
+                                              0.2) * math.sqrt(2)
+
+    def to_rgb(pre, x, w, skip):
+        out = _modconv(sd, f"{pre}.conv", x, w, demod=False) + sd[f"{pre}.bias"]
+        if skip is not None:
+            out = out + _upfirdn(skip, sd[f"{pre}.upsample.kernel"], 2, (2, 1))
+        return out
+
+    x = sd["input.input"].repeat(ws.shape[0], 1, 1, 1)
+    x = styled("conv1", x, ws[:, 0], noises[0])
+    skip = to_rgb("to_rgb1", x, ws[:, 1], None)
+    i = 1
+    for j in range((ws.shape[1] - 2) // 2):
+        x = styled(f"convs.{2 * j}", x, ws[:, i], noises[2 * j + 1], up=True)
+        x = styled(f"convs.{2 * j + 1}", x, ws[:, i + 1], noises[2 * j + 2])
+        skip = to_rgb(f"to_rgbs.{j}", x, ws[:, i + 2], skip)
+        i += 2
+    return skip
+
+
+def rosinality_mapping(sd: Mapping[str, torch.Tensor], z: torch.Tensor,
+                       lr_mlp: float = 0.01) -> torch.Tensor:
+    """rosinality `style` network: PixelNorm, then EqualLinear(lr_mul=lr_mlp, fused_lrelu)."""
+    x = z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8)
+    i = 1
+    while f"style.{i}.weight" in sd:
+        wgt, b = sd[f"style.{i}.weight"], sd[f"style.{i}.bias"]
+        x = x @ (wgt * lr_mlp / math.sqrt(wgt.shape[1])).t()
+        x = torch.nn.functional.leaky_relu(x + b * lr_mlp, 0.2) * math.sqrt(2)
+        i += 1
+    return x
