@@ -379,3 +379,8 @@ def test_rosinality_layout_reproduces_official_images_in_rosinality_semantics():
         _close(w.numpy(), ref["ws_psi1"][:, 0])
         img = tf.rosinality_forward(sd, torch.from_numpy(ref["ws_mixed"][:2]))
     _close(img.numpy(), ref["img_mixed_const"][:2])
+
+
+def test_refuses_legacy_tensorflow_pickles_with_a_hint(tmp_path):
+    data = b"\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01."
+    _expect_error(_write(tmp_path, "tf.pkl", data), "legacy TensorFlow", "legacy.py")
