@@ -96,9 +96,17 @@ class Evaluation(NamedTuple):
     files: list[str]
 
 
+def stream_key(seed: int, stream: int) -> jax.Array:
+    """fold_in(key(seed), stream), with explicit transfers (works under transfer_guard)."""
+    def put(x):
+        return jax.device_put(np.uint32(x))
+
+    return jax.random.fold_in(jax.random.key(put(seed)), put(stream))
+
+
 def walk_key(seed: int) -> jax.Array:
     """The key of the walk seeds: seed index i (in evaluate and render alike) is the same z."""
-    return jax.random.fold_in(jax.random.key(seed), WALK_STREAM)
+    return stream_key(seed, WALK_STREAM)
 
 
 def load_directions(path: str, w_dim: int, num_directions: int | None = None) -> DirectionSet:
@@ -176,7 +184,7 @@ def default_d_max(cfg: sg.GeneratorConfig, variables: Any, config: EvalConfig) -
     """(d_max, a sentence saying where it came from)."""
     if config.d_max is not None:
         return float(config.d_max), "set by --d_max"
-    key = jax.random.fold_in(jax.random.key(config.seed), DMAX_STREAM)
+    key = stream_key(config.seed, DMAX_STREAM)
     std = walks.w_pca_stdev(cfg, variables, key, config.d_max_samples, config.truncation_psi)
     if not std > 0:
         raise ValueError("d_max: w has zero variance along its first principal component; "

@@ -16,7 +16,6 @@ import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -173,6 +172,14 @@ def _compiled_step(cfg: sg.GeneratorConfig, truncation_psi: float, with_preds: b
         out_shardings=(data if with_preds else None, data if with_images else None))
 
 
+def _put(x: np.ndarray, target: Any) -> jax.Array:
+    # device_put is an explicit transfer (allowed under transfer_guard("disallow")); several
+    # processes need every process's full copy sliced per addressable device instead.
+    if jax.process_count() == 1:
+        return jax.device_put(x, target)
+    return sharding.shard_host_array(x, target)
+
+
 def as_predictor(predict_fn: Callable | None) -> jax.tree_util.Partial | None:
     """Wraps predict_fn as a pytree so that arrays bound in a `Partial` are jit arguments.
 
@@ -242,7 +249,7 @@ def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indi
     for lo in range(0, n_items, size):
         hi = min(lo + size, n_items)
         batch = [sharding.pad_batch(a[lo:hi], size)[0] for a in (item_seed, dir_idx, offset)]
-        batch = [sharding.shard_host_array(a, data) for a in batch]
+        batch = [_put(a, data) for a in batch]
         p, img = step(*const, *batch)
         if p is not None:
             preds_out.append(sharding.to_host(p)[:hi - lo])
@@ -280,8 +287,8 @@ def w_pca_stdev(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, num_sam
         cfg, v, latents_for_seeds(k, idx, cfg.z_dim), truncation_psi=truncation_psi)[:, 0])
     ws = []
     for lo in range(0, num_samples, chunk):
-        idx = jnp.arange(lo, min(lo + chunk, num_samples), dtype=jnp.int32)
-        ws.append(np.asarray(mapper(variables, key, idx), np.float64))
+        idx = jax.device_put(np.arange(lo, min(lo + chunk, num_samples), dtype=np.int32))
+        ws.append(np.asarray(jax.device_get(mapper(variables, key, idx)), np.float64))
     w = np.concatenate(ws)
     cov = np.cov(w, rowvar=False, bias=True)
     return float(np.sqrt(max(np.linalg.eigvalsh(np.atleast_2d(cov))[-1], 0.0)))

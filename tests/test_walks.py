@@ -244,8 +244,9 @@ def test_evaluate_is_device_count_invariant(tmp_path):
     config = _eval_config(d_max=1.5, num_eval_seeds=6, chunk=16)
     one, _ = evaluate.evaluate_directions(CFG, _variables(), brightness_predict, ["a", "b"], sets,
                                           config, devices=jax.devices()[:1])
-    four, _ = evaluate.evaluate_directions(CFG, _variables(), brightness_predict, ["a", "b"],
-                                           sets, config)
+    with jax.transfer_guard("disallow"):  # every host <-> device copy is explicit
+        four, _ = evaluate.evaluate_directions(CFG, _variables(), brightness_predict,
+                                               ["a", "b"], sets, config)
     for m in ("pca-w", "sca"):
         for key in ("S_e", "S_d"):
             a, b = one["methods"][m][key], four["methods"][m][key]
