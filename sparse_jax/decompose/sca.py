@@ -33,13 +33,15 @@ import dataclasses
 import functools
 import math
 import warnings
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sparse_jax.decompose import centred
+from sparse_jax.decompose.centred import CentredOps, as_matrix, centred_ops
 from sparse_jax.decompose.shrink import hard_threshold_l0, soft_threshold_l1
 from sparse_jax.decompose.varimax import (
     flip_skew,
@@ -51,9 +53,6 @@ from sparse_jax.decompose.varimax import (
 
 Array = jax.Array
 
-# Below this many elements X - mean is formed once (slightly more accurate in float32); above,
-# the mean is folded into every product so X is never duplicated.
-CENTRE_MAX_ELEMENTS = 1 << 24
 # Largest p for which the fast mode keeps the p x p Gram matrix.
 GRAM_MAX_P = 8192
 _SEARCH_POINTS = 12
@@ -105,40 +104,10 @@ class _Config:
     varimax_steps: int = 50
 
 
-# ----------------------------------------------------------------------------- data operators
+# ----------------------------------------------------------------------------- start
 
 
-class _Ops(NamedTuple):
-    n: int
-    p: int
-    mean: Array
-    xprod: Callable[[Array], Array]    # y [p, m] -> X_c y [n, m]
-    xtprod: Callable[[Array], Array]   # z [n, m] -> X_c^T z [p, m]
-    gram: Callable[[], Array]          # -> X_c^T X_c [p, p]
-    sqnorm: Callable[[], Array]        # -> ||X_c||_F^2
-
-
-def _make_ops(x: Array, centre: bool) -> _Ops:
-    n, p = x.shape
-    mean = jnp.mean(x, axis=0)
-    if centre:
-        xc = x - mean
-        return _Ops(n, p, mean, lambda y: mm(xc, y), lambda z: mm(xc.T, z),
-                    lambda: mm(xc.T, xc), lambda: jnp.sum(xc**2))
-    return _Ops(
-        n, p, mean,
-        lambda y: mm(x, y) - mm(mean[None, :], y),
-        lambda z: mm(x.T, z) - mean[:, None] * jnp.sum(z, axis=0)[None, :],
-        lambda: mm(x.T, x) - n * jnp.outer(mean, mean),
-        lambda: jnp.sum((x - mean) ** 2),
-    )
-
-
-def _sym(a: Array) -> Array:
-    return 0.5 * (a + a.T)
-
-
-def _start(ops: _Ops, k: int, g: Array | None, init_u, init_v):
+def _start(ops: CentredOps, k: int, g: Array | None, init_u, init_v):
     """Top-k singular vectors of X_c (or the caller's start). Returns (u, v, rank_ratio)."""
     dtype = ops.mean.dtype
     if init_v is not None:
@@ -150,13 +119,13 @@ def _start(ops: _Ops, k: int, g: Array | None, init_u, init_v):
             u = xv / jnp.linalg.norm(xv, axis=0)
         return u, v, jnp.ones((), dtype)
     if ops.n >= ops.p:
-        lam, vec = jnp.linalg.eigh(_sym(ops.gram() if g is None else g))
+        lam, vec = jnp.linalg.eigh(ops.gram() if g is None else g)
         lam, v = lam[::-1][:k], vec[:, ::-1][:, :k]
         u = ops.xprod(v) / jnp.sqrt(jnp.maximum(lam, jnp.finfo(dtype).tiny))
     else:
         # n < p: eigen-decompose the n x n Gram X_c X_c^T instead.
         xxt = ops.xprod(ops.xtprod(jnp.eye(ops.n, dtype=dtype)))  # X_c X_c^T, [n, n]
-        lam, vec = jnp.linalg.eigh(_sym(xxt))
+        lam, vec = jnp.linalg.eigh(xxt)
         lam, u = lam[::-1][:k], vec[:, ::-1][:, :k]
         v = ops.xtprod(u) / jnp.sqrt(jnp.maximum(lam, jnp.finfo(dtype).tiny))
     return u, v, lam[-1] / lam[0]
@@ -230,7 +199,7 @@ class _State(NamedTuple):
     dead: Array
 
 
-def _sweep_products(ops: _Ops, cfg: _Config, gamma, eps, st: _State) -> _State:
+def _sweep_products(ops: CentredOps, cfg: _Config, gamma, eps, st: _State) -> _State:
     z_s = polar(st.prod)
     if cfg.rotate_z:
         z_s = _rotate(z_s, eps / math.sqrt(ops.n), cfg)
@@ -251,7 +220,7 @@ def _sweep_products(ops: _Ops, cfg: _Config, gamma, eps, st: _State) -> _State:
 
 
 def _inv_sqrt_psd(m: Array) -> Array:
-    lam, q = jnp.linalg.eigh(_sym(m))
+    lam, q = jnp.linalg.eigh(m)
     return mm(q / jnp.sqrt(jnp.maximum(lam, jnp.finfo(m.dtype).tiny)), q.T)
 
 
@@ -289,7 +258,7 @@ def _run(sweep, cfg: _Config, st: _State) -> _State:
 
 
 class _Prepared(NamedTuple):
-    ops: _Ops
+    ops: CentredOps
     g: Array | None
     u0: Array
     v0: Array
@@ -298,9 +267,9 @@ class _Prepared(NamedTuple):
 
 
 def _prepare(x: Array, init_u, init_v, cfg: _Config) -> _Prepared:
-    ops = _make_ops(x, cfg.centre)
+    ops = centred_ops(x, cfg.centre)
     need_gram = cfg.gram or (init_v is None and ops.n >= ops.p)
-    g = _sym(ops.gram()) if need_gram else None
+    g = ops.gram() if need_gram else None
     u0, v0, rank_ratio = _start(ops, cfg.k, g, init_u, init_v)
     finite = jnp.all(jnp.isfinite(ops.mean))
     return _Prepared(ops, g if cfg.gram else None, u0, v0, finite, rank_ratio)
@@ -405,15 +374,6 @@ _solve_target_jit = jax.jit(_solve_target, static_argnames=("cfg",))
 # ----------------------------------------------------------------------------- public API
 
 
-def _as_matrix(x) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"X must be a 2-D [n, p] matrix, got shape {x.shape}")
-    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
-        x = x.astype(jnp.float32)
-    return x
-
-
 def _config(x: Array, k, shrink, rotate_z, method, max_iter, varimax_max_iter,
             fixed_sweeps=None, varimax_steps=50) -> _Config:
     n, p = x.shape
@@ -429,7 +389,7 @@ def _config(x: Array, k, shrink, rotate_z, method, max_iter, varimax_max_iter,
         raise ValueError("method='gram' needs rotate_z=False (the Z varimax needs Z itself)")
     gram = method == "gram" or (method == "auto" and not rotate_z and n >= p and p <= GRAM_MAX_P)
     return _Config(k=int(k), shrink=shrink, rotate_z=bool(rotate_z), gram=gram,
-                   centre=n * p <= CENTRE_MAX_ELEMENTS, max_iter=int(max_iter),
+                   centre=n * p <= centred.CENTRE_MAX_ELEMENTS, max_iter=int(max_iter),
                    varimax_max_iter=int(varimax_max_iter), fixed_sweeps=fixed_sweeps,
                    varimax_steps=int(varimax_steps))
 
@@ -458,7 +418,7 @@ def _check_info(info: _Info, gamma, x: Array, k: int) -> None:
         return
     if not bool(np.all(np.asarray(info.finite))):
         raise ValueError(f"X [{x.shape[0]}, {x.shape[1]}] contains NaN or Inf (or overflows)")
-    tol = x.shape[1] * float(jnp.finfo(x.dtype).eps)
+    tol = min(x.shape) * float(jnp.finfo(x.dtype).eps)
     if np.any(np.asarray(info.rank_ratio) <= tol):
         raise ValueError(f"centred X has (numerical) rank < k={k}: the k-th eigenvalue of "
                          f"X_c^T X_c is {float(np.min(info.rank_ratio)):.3g} x the first; lower k")
@@ -505,7 +465,7 @@ def sca(
       ValueError: bad shapes/k/gamma, NaN/Inf in X, rank(X_c) < k, or a gamma that zeroes a
         whole loading column (checked on the host after the solve, skipped under tracing).
     """
-    x = _as_matrix(x)
+    x = as_matrix(x)
     cfg = _config(x, k, shrink, rotate_z, method, max_iter, varimax_max_iter)
     n, p = x.shape
     _check_init(init_u, init_v, n, p, k)
@@ -537,7 +497,7 @@ def sca_sweep(x, k: int, gammas, **kwargs) -> SCAResult:
     The Gram matrix / start are computed once; every field of the result has a leading [G] axis.
     Keyword arguments as in `sca` (except gamma / target_sparsity).
     """
-    x = _as_matrix(x)
+    x = as_matrix(x)
     shrink = kwargs.get("shrink", "soft")
     cfg = _config(x, k, shrink, kwargs.get("rotate_z", True), kwargs.get("method", "auto"),
                   kwargs.get("max_iter", 1000), kwargs.get("varimax_max_iter", 1000))
@@ -585,7 +545,7 @@ def sca_fixed(
     Returns:
       SCAResult (n_iter = n_sweeps; converged = last distance below eps).
     """
-    x = _as_matrix(x)
+    x = as_matrix(x)
     cfg = _config(x, k, shrink, rotate_z, method, n_sweeps, varimax_steps,
                   fixed_sweeps=int(n_sweeps), varimax_steps=varimax_steps)
     _check_init(init_u, init_v, x.shape[0], x.shape[1], k)
