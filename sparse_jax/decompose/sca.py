@@ -150,10 +150,13 @@ def _col_distance(a: Array, b: Array) -> Array:
     Returns:
       [] the matched distance (or +inf, meaning "not converged").
     """
-    k = a.shape[1]
+    m, k = a.shape
     a = a / jnp.linalg.norm(a, axis=0)
     b = b / jnp.linalg.norm(b, axis=0)
-    d = lax.map(lambda bj: jnp.max(jnp.abs(a - bj[:, None]), axis=0), b.T).T  # d[i, j]
+    if m * k * k <= 1 << 22:
+        d = jnp.max(jnp.abs(a[:, :, None] - b[:, None, :]), axis=0)  # d[i, j]
+    else:  # one column of b at a time: O(m k) memory
+        d = lax.map(lambda bj: jnp.max(jnp.abs(a - bj[:, None]), axis=0), b.T).T
     j = jnp.argmin(d, axis=1)
     is_perm = jnp.all(jnp.sum(jax.nn.one_hot(j, k, dtype=jnp.int32), axis=0) == 1)
     return jnp.where(is_perm, jnp.sum(jnp.min(d, axis=1)), jnp.inf)
@@ -290,17 +293,15 @@ def _iterate(pre: _Prepared, gamma: Array, eps: Array, cfg: _Config) -> _State:
 
 
 def _cpve(y: Array, scores: Array, total: Array) -> Array:
-    """cpve_i = tr((Y_i^T Y_i)^{-1} S_i^T S_i) / ||X_c||_F^2, Y_i / S_i the first i columns."""
-    k = y.shape[1]
-    c, h = mm(y.T, y), mm(scores.T, scores)
-    eye = jnp.eye(k, dtype=y.dtype)
+    """epca's cpve: ||X_c P_{Y_i}||_F^2 / ||X_c||_F^2 for the first i loading columns Y_i.
 
-    def one(i):
-        mask = jnp.arange(k) <= i
-        m2 = mask[:, None] & mask[None, :]
-        return jnp.trace(jnp.linalg.solve(jnp.where(m2, c, eye), jnp.where(m2, h, 0)))
-
-    return jax.vmap(one)(jnp.arange(k)) / total
+    With Y^T Y = R^T R (Cholesky), Q = Y R^{-1} is orthonormal and spans the same nested
+    subspaces, so ||X_c P_{Y_i}||_F^2 = sum_{j<=i} ||X_c q_j||^2 = cumsum(diag(R^-T S^T S R^-1)).
+    """
+    r = jnp.linalg.cholesky(mm(y.T, y), upper=True)
+    t = jax.scipy.linalg.solve_triangular(r, mm(scores.T, scores), trans="T", lower=False)
+    t = jax.scipy.linalg.solve_triangular(r, t.T, trans="T", lower=False)
+    return jnp.cumsum(jnp.diagonal(t)) / total
 
 
 def _finish(pre: _Prepared, st: _State, gamma: Array, eps: Array, cfg: _Config):
