@@ -42,8 +42,8 @@ def main(argv):
     import sparse_jax
     from sparse_jax import checkpoints, discover, features
 
-    path = _GENERATOR.value or sparse_jax.default_generator_path()
     try:
+        path = _GENERATOR.value or sparse_jax.default_generator_path()
         cfg, variables = checkpoints.load_generator(path)
         discover.run_discovery(
             cfg, variables, methods=_METHODS.value, layers=_LAYERS.value, pool=_POOL.value,

@@ -154,3 +154,21 @@ def test_sca_basis_normalises_and_rejects_empty_columns():
     np.testing.assert_allclose(directions.sca_basis(loadings), [[1, 0, 0], [0, 1, 0]])
     with pytest.raises(ValueError, match=r"component\(s\) \[1\] are all zero"):
         directions.check_nonzero_rows(np.array([[1.0, 0.0], [0.0, 0.0]]), "SCA loadings")
+
+
+def test_out_of_memory_names_the_batch_flag(variables, monkeypatch):
+    def oom_step(*args, **kwargs):
+        def step(*a):
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 123 bytes")
+        return step
+
+    monkeypatch.setattr(features, "_compiled_step", oom_step)
+    with pytest.raises(features.BatchOutOfMemory, match=r"batch of 8 samples.*--batch"):
+        features.sample_features(CFG, variables, jax.random.key(0), 16, batch_size=8,
+                                 progress=False)
+    # other runtime errors are not relabelled
+    monkeypatch.setattr(features, "_compiled_step",
+                        lambda *a, **k: (lambda *b: (_ for _ in ()).throw(RuntimeError("x"))))
+    with pytest.raises(RuntimeError, match="^x$"):
+        features.sample_features(CFG, variables, jax.random.key(0), 16, batch_size=8,
+                                 progress=False)
