@@ -13,6 +13,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from sparse_jax.models import stylegan2 as sg
+from sparse_jax.sharding import make_data_mesh
 
 REF_DIR = os.path.join(SHARED, "reference", "stylegan2")
 
@@ -22,18 +23,10 @@ def _tol(ref):
 
 
 def variables_from_state(state, cfg):
-    """Nests an official flat state dict into our tree (TEMPORARY: switch to the converter's)."""
-    v = sg.init_generator(jax.random.key(0), cfg)
-    for name, value in state.items():
-        parts = name.split(".")
-        if parts[-1] == "resample_filter":
-            continue
-        node = v["buffers" if parts[-1] in ("noise_const", "w_avg") else "params"]
-        for p in parts[:-1]:
-            node = node[p]
-        assert node[parts[-1]].shape == value.shape, name
-        node[parts[-1]] = jnp.asarray(value)
-    return v
+    """The converter's own name mapping (resample filters are checked, not stored)."""
+    from converters.stylegan2_names import state_to_variables
+    state = {k: v for k, v in state.items() if not k.endswith("resample_filter")}
+    return state_to_variables("s_res32_small_G_ema_state.npz", state, cfg)
 
 
 @functools.lru_cache(maxsize=1)
@@ -184,7 +177,7 @@ def test_same_output_on_one_and_four_devices():
     z = jax.random.normal(jax.random.key(3), (8, TINY.z_dim))
     gen = jax.jit(functools.partial(sg.generate, TINY))
     one = gen(v, jax.device_put(z, jax.devices()[0]))
-    mesh = jax.make_mesh((4,), ("data",))
+    mesh = make_data_mesh()
     four = gen(jax.device_put(v, NamedSharding(mesh, P())),
                jax.device_put(z, NamedSharding(mesh, P("data"))))
     assert len(four.sharding.device_set) == 4

@@ -158,21 +158,80 @@ def _normalize_2nd_moment(x, eps=1e-8):
     return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=1, keepdims=True) + eps)
 
 
-def _fir_depthwise(x, channels: int, pad: tuple[int, int], gain: float, lhs_dilation: int = 1):
-    """Depthwise 4x4 FIR over NHWC x, optionally after zero-insertion (lhs_dilation)."""
-    f = jnp.asarray(FIR_FILTER * gain, x.dtype)
-    kernel = jnp.tile(f[:, :, None, None], (1, 1, 1, channels))  # HWIO, I=1 per group
-    return jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(1, 1), padding=[pad, pad],
-        lhs_dilation=(lhs_dilation, lhs_dilation),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
+# The FIR [1,3,3,1] is separable; per axis (gain 2 of the total up-sampling gain 4) its taps are
+# [1,3,3,1]/4. XLA's CPU depthwise convolution is several times slower than the matching
+# shifted multiply-adds, so the filters below are written out per axis.
+_FIR_TAPS_UP = tuple(float(t) for t in _FIR_1D * 2.0 / np.sum(_FIR_1D))
+
+
+def _shift_sum(x, axis: int, taps, pad: tuple[int, int]):
+    """1-D correlation of x with `taps` along `axis` after zero padding `pad`."""
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = pad
+    xp = jnp.pad(x, widths)
+    n = xp.shape[axis] - len(taps) + 1
+    return sum(t * jax.lax.slice_in_dim(xp, i, i + n, axis=axis) for i, t in enumerate(taps))
+
+
+def _interleave(even, odd, axis: int):
+    """even/odd samples along `axis` -> one array twice as long (even first)."""
+    stacked = jnp.stack([even, odd], axis=axis + 1)
+    shape = list(even.shape)
+    shape[axis] *= 2
+    return stacked.reshape(shape)
+
+
+def _upsample_axis(x, axis: int):
+    # Zero insertion + FIR, evaluated per output phase: y[2m] = (x[m-1] + 3 x[m]) / 4 and
+    # y[2m+1] = (3 x[m] + x[m+1]) / 4.
+    g0, g1, g2, g3 = _FIR_TAPS_UP
+    even = _shift_sum(x, axis, (g0, g2), (1, 0))
+    odd = _shift_sum(x, axis, (g1, g3), (0, 1))
+    return _interleave(even, odd, axis)
 
 
 def upsample2d(x):
     """Official upfirdn2d.upsample2d with [1,3,3,1]: NHWC [N,H,W,C] -> [N,2H,2W,C]."""
-    # Zero insertion via lhs_dilation gives 2H-1 samples (no trailing zero), so the official
-    # padding (2, 1) becomes (2, 2).
-    return _fir_depthwise(x, x.shape[-1], (2, 2), gain=4.0, lhs_dilation=2)
+    return _upsample_axis(_upsample_axis(x, 1), 2)
+
+
+def _fir_pad1(x):
+    """upfirdn2d.filter with the up-sampling gain and padding 1: [N,L,L,C] -> [N,L-1,L-1,C]."""
+    x = _shift_sum(x, 1, _FIR_TAPS_UP, (1, 1))
+    return _shift_sum(x, 2, _FIR_TAPS_UP, (1, 1))
+
+
+def _transposed_conv3x3_stride2(x, weight):
+    """conv_transpose2d(x, W^T, stride=2, padding=0) as one 2x2 polyphase conv.
+
+    x [N,H,W,I] NHWC, weight [O,I,3,3] -> [N,2H+1,2W+1,O]. On the zero-inserted input only taps
+    of matching parity touch data: even outputs use flipped taps (0, 2), odd ones tap 1. All four
+    phases run as a single 2x2 convolution with 4*O outputs, followed by a depth-to-space.
+    """
+    o, i = weight.shape[:2]
+    kf = weight[:, :, ::-1, ::-1]  # correlation form of the transposed conv
+    # rows/cols of the 2x2 phase kernels: phase 0 <- taps (0, 2); phase 1 <- (none, 1)
+    taps = {0: (0, 2), 1: (None, 1)}
+    phases = []
+    for a in (0, 1):
+        for b in (0, 1):
+            rows = []
+            for ta in taps[a]:
+                cols = []
+                for tb in taps[b]:
+                    if ta is None or tb is None:
+                        cols.append(jnp.zeros((o, i), weight.dtype))
+                    else:
+                        cols.append(kf[:, :, ta, tb])
+                rows.append(jnp.stack(cols, axis=-1))
+            phases.append(jnp.stack(rows, axis=-2))  # [O,I,2,2]
+    kernel = jnp.concatenate(phases, axis=0)  # [4O,I,2,2], phase-major
+    kernel = jnp.transpose(kernel, (2, 3, 1, 0))  # HWIO
+    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(1, 1), (1, 1)],
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    n, h1, w1, _ = y.shape  # h1 = H + 1
+    y = y.reshape(n, h1, w1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h1, 2 * w1, o)
+    return y[:, :2 * h1 - 1, :2 * w1 - 1]
 
 
 def _affine(w, weight, bias):
@@ -184,13 +243,8 @@ def _modulated_conv(x, weight, styles, *, up: bool, demodulate: bool = True):
     """Non-fused modulated 3x3 conv. x [N,H,W,I] NHWC, weight [O,I,3,3], styles [N,I]."""
     x = x * styles[:, None, None, :].astype(x.dtype)
     if up:
-        # Transposed conv (stride 2) == correlation with the spatially flipped kernel on the
-        # zero-inserted input; then the FIR with padding 1 brings 2H+1 back to 2H.
-        kernel = jnp.transpose(weight[:, :, ::-1, ::-1], (2, 3, 1, 0))
-        x = jax.lax.conv_general_dilated(
-            x, kernel, (1, 1), [(2, 2), (2, 2)], lhs_dilation=(2, 2),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        x = _fir_depthwise(x, x.shape[-1], (1, 1), gain=4.0)
+        # Transposed conv (stride 2) -> 2H+1, then the FIR with padding 1 -> 2H.
+        x = _fir_pad1(_transposed_conv3x3_stride2(x, weight))
     else:
         kernel = jnp.transpose(weight, (2, 3, 1, 0))
         x = jax.lax.conv_general_dilated(
