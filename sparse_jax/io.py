@@ -24,6 +24,10 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
