@@ -23,8 +23,8 @@ Modes:
     sweep rematerialised), so `jax.grad` reaches X and gamma with memory independent of max_iter.
 
 Everything runs in one `jax.jit` (`lax.while_loop`); `sca_sweep` vmaps the solve over a vector of
-gammas in one compiled call; `target_sparsity` / `gamma_for_sparsity` search gamma on two vmapped
-grids inside that call. X may be row-sharded (`NamedSharding`); products fold the mean in
+gammas in one compiled call; `target_sparsity` / `gamma_for_sparsity` search gamma on three rounds
+of vmapped grids inside that call. X may be row-sharded (`NamedSharding`); products fold the mean in
 (X_c Y = X Y - 1 mu^T Y) so a large X is never copied.
 """
 from __future__ import annotations
@@ -56,6 +56,7 @@ Array = jax.Array
 # Largest p for which the fast mode keeps the p x p Gram matrix.
 GRAM_MAX_P = 8192
 _SEARCH_POINTS = 12
+_SEARCH_ROUNDS = 3
 
 
 class SCAResult(NamedTuple):
@@ -278,18 +279,23 @@ def _prepare(x: Array, init_u, init_v, cfg: _Config) -> _Prepared:
     return _Prepared(ops, g if cfg.gram else None, u0, v0, finite, rank_ratio)
 
 
-def _iterate(pre: _Prepared, gamma: Array, eps: Array, cfg: _Config) -> _State:
+def _init_state(pre: _Prepared, cfg: _Config) -> _State:
     ops, dtype = pre.ops, pre.ops.mean.dtype
     inf = jnp.asarray(jnp.inf, dtype)
     if cfg.gram:
-        st = _State(jnp.asarray(0, jnp.int32), jnp.zeros((1, cfg.k), dtype), pre.v0,
-                    mm(pre.g, pre.v0), pre.v0, inf, inf, ~pre.info_finite, jnp.asarray(False))
+        z, prod = jnp.zeros((1, cfg.k), dtype), mm(pre.g, pre.v0)
+    else:
+        z, prod = pre.u0, ops.xprod(pre.v0)
+    return _State(jnp.asarray(0, jnp.int32), z, pre.v0, prod, pre.v0, inf, inf,
+                  ~pre.info_finite, jnp.asarray(False))
+
+
+def _iterate(pre: _Prepared, gamma: Array, eps: Array, cfg: _Config) -> _State:
+    if cfg.gram:
         sweep = functools.partial(_sweep_gram, pre.g, cfg, gamma, eps)
     else:
-        st = _State(jnp.asarray(0, jnp.int32), pre.u0, pre.v0, ops.xprod(pre.v0), pre.v0,
-                    inf, inf, ~pre.info_finite, jnp.asarray(False))
-        sweep = functools.partial(_sweep_products, ops, cfg, gamma, eps)
-    return _run(sweep, cfg, st)
+        sweep = functools.partial(_sweep_products, pre.ops, cfg, gamma, eps)
+    return _run(sweep, cfg, _init_state(pre, cfg))
 
 
 def _cpve(y: Array, scores: Array, total: Array) -> Array:
@@ -339,33 +345,41 @@ def _solve(x, gamma, eps, init_u, init_v, cfg: _Config, batched: bool):
 
 
 def _search_gamma(pre: _Prepared, target, eps, cfg: _Config):
-    """Gamma whose solution has the fraction of zero loadings closest to `target`.
+    """(gamma, final state) whose fraction of zero loadings is closest to `target`.
 
-    Two vmapped grids: 12 geometric points over [k/2, k sqrt(p)], then 12 linear points inside
-    the bracket where the sparsity crosses the target. A gamma that kills a column counts as
-    sparsity 1 and is never chosen.
+    `_SEARCH_ROUNDS` rounds of `_SEARCH_POINTS` gammas solved in one vmapped call: the first grid
+    is geometric over [k/2, k sqrt(p)], each next one linear inside the bracket where the
+    sparsity crosses the target (so the bracket shrinks ~11x a round). The best solution seen is
+    kept; a gamma that kills a loading column counts as sparsity 1 and is never chosen. The
+    vmapped solver is traced once (`fori_loop` over rounds).
     """
-    k, p = cfg.k, pre.ops.p
+    k, p, npts = cfg.k, pre.ops.p, _SEARCH_POINTS
     dtype = pre.ops.mean.dtype
+    run = jax.vmap(lambda g: _iterate(pre, g, eps, cfg))
 
-    def sparsity(g):
-        st = _iterate(pre, g, eps, cfg)
-        return jnp.mean(st.y == 0), st.dead
+    def one_round(_, carry):
+        grid, best, best_gamma, best_err = carry
+        sts = run(grid)
+        spars = jnp.mean(sts.y == 0, axis=(1, 2), dtype=dtype)
+        err = jnp.where(sts.dead, jnp.inf, jnp.abs(spars - target))
+        i = jnp.argmin(err)
+        better = err[i] < best_err
+        best = jax.tree.map(lambda new, old: jnp.where(better, new[i], old), sts, best)
+        best_gamma = jnp.where(better, grid[i], best_gamma)
+        j = jnp.clip(jnp.sum(jnp.where(sts.dead, 1.0, spars) >= target) - 1, 0, npts - 2)
+        grid = jnp.linspace(grid[j], grid[j + 1], npts).astype(dtype)
+        return grid, best, best_gamma, jnp.minimum(err[i], best_err)
 
-    grid1 = jnp.geomspace(0.5 * k, k * math.sqrt(p), _SEARCH_POINTS).astype(dtype)
-    s1, d1 = jax.vmap(sparsity)(grid1)
-    s1 = jnp.where(d1, 1.0, s1)
-    i = jnp.clip(jnp.sum(s1 >= target) - 1, 0, _SEARCH_POINTS - 2)
-    grid2 = jnp.linspace(grid1[i], grid1[i + 1], _SEARCH_POINTS).astype(dtype)
-    s2, d2 = jax.vmap(sparsity)(grid2)
-    grid, s, d = (jnp.concatenate(a) for a in ((grid1, grid2), (s1, s2), (d1, d2)))
-    return grid[jnp.argmin(jnp.where(d, jnp.inf, jnp.abs(s - target)))]
+    grid0 = jnp.geomspace(0.5 * k, k * math.sqrt(p), npts).astype(dtype)
+    init = (grid0, _init_state(pre, cfg), grid0[-1], jnp.asarray(jnp.inf, dtype))
+    _, best, gamma, _ = lax.fori_loop(0, _SEARCH_ROUNDS, one_round, init)
+    return gamma, best
 
 
 def _solve_target(x, target, eps, init_u, init_v, cfg: _Config):
     pre = _prepare(x, init_u, init_v, cfg)
-    g = _search_gamma(pre, target, eps, cfg)
-    return _finish(pre, _iterate(pre, g, eps, cfg), g, eps, cfg)
+    gamma, st = _search_gamma(pre, target, eps, cfg)
+    return _finish(pre, st, gamma, eps, cfg)
 
 
 _solve_jit = jax.jit(_solve, static_argnames=("cfg", "batched"))

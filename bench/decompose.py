@@ -1,0 +1,195 @@
+"""Benchmark: SCA (sparse_jax) vs scikit-learn PCA / SparsePCA / MiniBatchSparsePCA, same matrix.
+
+    python bench/decompose.py                      # all three sizes (a few minutes + SparsePCA)
+    python bench/decompose.py --skip_sparsepca --skip_big --repeats 3
+
+Sizes (synthetic sparse-factor matrix: k factors with disjoint supports, noise sd 1, float32):
+  A: n=10,000, p=512, k=20 -- SCA vs PCA, MiniBatchSparsePCA(alpha=1), SparsePCA(alpha=1)
+  B: n=10,000, p=2048, k=50 -- SCA vs PCA, MiniBatchSparsePCA; SparsePCA / epca quoted
+  C: n=1,000,000, p=512, k=20 -- SCA time and peak memory (RSS)
+
+SCA rows: float32 fast mode (rotate_z=False) at epca's default gamma sqrt(p k) and at the gamma
+that gives 80% zero loadings, the end-to-end `target_sparsity=0.8` call, and one faithful run
+(rotate_z=True, epca semantics). "first" = first call (compilation included), "steady" = median
+of --repeats further calls. Slow scikit-learn baselines run once. Prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sparse_jax import io  # noqa: E402
+from sparse_jax.decompose import gamma_for_sparsity, pca, sca  # noqa: E402
+
+QUOTED = {  # reference/sca/README.md, same machine class (2 cores), n = 10,000
+    (2048, 50): {"SparsePCA(alpha=1) [quoted]": 881.0, "epca::sca (R) [quoted]": 292.0},
+    (512, 20): {"epca::sca (R) [quoted]": 26.7},
+}
+
+
+def sparse_factor_matrix(n: int, p: int, k: int, seed: int) -> np.ndarray:
+    """X = F L^T + E: k factors with disjoint supports covering half the columns, noise sd 1."""
+    rng = np.random.default_rng(seed)
+    support = np.array_split(rng.permutation(p)[: p // 2], k)
+    load = np.zeros((p, k), np.float32)
+    for j, cols in enumerate(support):
+        load[cols, j] = rng.uniform(0.5, 1.5, len(cols)) * rng.choice([-1.0, 1.0], len(cols))
+    scale = np.linspace(3.0, 1.0, k, dtype=np.float32)
+    x = np.empty((n, p), np.float32)
+    for lo in range(0, n, 100_000):  # row blocks: bounded temporaries for n = 1e6
+        hi = min(n, lo + 100_000)
+        f = rng.standard_normal((hi - lo, k), dtype=np.float32) * scale
+        x[lo:hi] = f @ load.T + rng.standard_normal((hi - lo, p), dtype=np.float32)
+    return x
+
+
+def _block(tree):
+    jax.block_until_ready(tree)
+    return tree
+
+
+def timed(fn, repeats: int) -> tuple[float, float | None, object]:
+    """(first call seconds, median of `repeats` further calls or None, last result)."""
+    t0 = time.perf_counter()
+    out = _block(fn())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = _block(fn())
+        times.append(time.perf_counter() - t0)
+    return first, (statistics.median(times) if times else None), out
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _reset_peak_rss() -> bool:
+    try:  # Linux >= 4.0: "5" resets the peak RSS (VmHWM) of this process
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm_gb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def bench_size(n, p, k, args, rows):
+    x_np = sparse_factor_matrix(n, p, k, args.seed)
+    x = jnp.asarray(x_np)
+    label = f"n={n:,}, p={p}, k={k}"
+    rep = args.repeats
+
+    def add(method, first, steady, note=""):
+        rows.append({"size": label, "method": method, "first_s": first, "steady_s": steady,
+                     "note": note})
+        print(f"  {method:44s} first {first:8.3f} s  steady "
+              f"{'-' if steady is None else f'{steady:8.3f} s'}  {note}", flush=True)
+
+    print(f"== {label}", flush=True)
+    first, steady, _ = timed(lambda: pca(x, k), rep)
+    add("sparse_jax pca", first, steady)
+    from sklearn.decomposition import PCA, MiniBatchSparsePCA, SparsePCA
+
+    first, steady, _ = timed(lambda: PCA(k, random_state=0).fit(x_np), rep)
+    add("sklearn PCA", first, steady)
+    first, steady, res = timed(lambda: sca(x, k, rotate_z=False), rep)
+    add("SCA fast, gamma=sqrt(pk)", first, steady,
+        f"sparsity {float(res.sparsity):.3f}, {int(res.n_iter)} sweeps")
+    g80 = gamma_for_sparsity(x, k, 0.8, rotate_z=False)
+    first, steady, res = timed(lambda: sca(x, k, g80, rotate_z=False), rep)
+    add(f"SCA fast, gamma={g80:.1f}", first, steady,
+        f"sparsity {float(res.sparsity):.3f}, {int(res.n_iter)} sweeps")
+    first, steady, res = timed(lambda: sca(x, k, target_sparsity=0.8, rotate_z=False),
+                               max(1, rep // 2))
+    add("SCA fast, target_sparsity=0.8", first, steady,
+        f"gamma {float(res.gamma):.1f}, sparsity {float(res.sparsity):.3f}")
+    if not args.skip_faithful:
+        first, _, res = timed(lambda: sca(x, k, g80), 0)
+        add(f"SCA faithful (epca), gamma={g80:.1f}", first, None,
+            f"{int(res.n_iter)} sweeps, one run")
+    first, _, _ = timed(lambda: MiniBatchSparsePCA(k, alpha=1, random_state=0).fit(x_np), 0)
+    add("sklearn MiniBatchSparsePCA(alpha=1)", first, None, "one run")
+    if p <= 512 and not args.skip_sparsepca:
+        first, _, _ = timed(lambda: SparsePCA(k, alpha=1, random_state=0).fit(x_np), 0)
+        add("sklearn SparsePCA(alpha=1)", first, None, "one run")
+    for method, secs in QUOTED.get((p, k), {}).items():
+        if "SparsePCA" in method and p <= 512 and not args.skip_sparsepca:
+            continue
+        add(method, secs, None, "quoted from reference/sca/README.md")
+
+
+def bench_big(n, p, k, args, rows):
+    label = f"n={n:,}, p={p}, k={k} (float32)"
+    print(f"== {label}", flush=True)
+    x_np = sparse_factor_matrix(n, p, k, args.seed)
+    x = jnp.asarray(x_np)
+    del x_np
+    base = _vm_hwm_gb() if _reset_peak_rss() else float("nan")
+    first, steady, res = timed(lambda: sca(x, k, rotate_z=False), args.big_repeats)
+    peak = _vm_hwm_gb()
+    note = (f"peak RSS {peak:.2f} GB during SCA (X itself {x.nbytes / 2**30:.2f} GB; RSS before "
+            f"{base:.2f} GB); process peak {_rss_gb():.2f} GB; {int(res.n_iter)} sweeps")
+    rows.append({"size": label, "method": "SCA fast, gamma=sqrt(pk)", "first_s": first,
+                 "steady_s": steady, "note": note})
+    print(f"  SCA fast first {first:.2f} s steady {steady} {note}", flush=True)
+    first, steady, _ = timed(lambda: pca(x, k), args.big_repeats)
+    rows.append({"size": label, "method": "sparse_jax pca", "first_s": first,
+                 "steady_s": steady, "note": ""})
+
+
+def table(rows) -> str:
+    lines = ["| size | method | first call (s) | steady (s, median) | note |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        steady = "" if r["steady_s"] is None else f"{r['steady_s']:.3f}"
+        lines.append(f"| {r['size']} | {r['method']} | {r['first_s']:.3f} | {steady} | "
+                     f"{r['note']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="steady-state runs (median)")
+    ap.add_argument("--big_repeats", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip_sparsepca", action="store_true", help="skip SparsePCA (~100 s)")
+    ap.add_argument("--skip_faithful", action="store_true")
+    ap.add_argument("--skip_big", action="store_true", help="skip n = 1,000,000")
+    ap.add_argument("--skip_p2048", action="store_true")
+    ap.add_argument("--big_n", type=int, default=1_000_000)
+    ap.add_argument("--json_out", default="", help="also write the rows as JSON here")
+    args = ap.parse_args()
+    rows: list[dict] = []
+    print(f"devices: {jax.devices()}, cpu count {os.cpu_count()}", flush=True)
+    bench_size(10_000, 512, 20, args, rows)
+    if not args.skip_p2048:
+        bench_size(10_000, 2048, 50, args, rows)
+    if not args.skip_big:
+        bench_big(args.big_n, 512, 20, args, rows)
+    print()
+    print(table(rows))
+    if args.json_out:
+        io.write_json(args.json_out, rows)
+
+
+if __name__ == "__main__":
+    main()
