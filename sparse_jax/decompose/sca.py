@@ -220,7 +220,8 @@ def _sweep_products(ops: CentredOps, cfg: _Config, gamma, eps, st: _State) -> _S
     y_new, xy = _y_step(a_y, gamma, eps, cfg, product)
     dz = _col_distance(st.z, z_new) if cfg.rotate_z else jnp.zeros_like(st.dz)
     dy = _col_distance(st.y, y_new)
-    return _State(st.it + 1, z_new, y_new, xy, st.y, dz, dy, *_stop(cfg, eps, dz, dy, y_new))
+    done, dead = _stop(cfg, eps, dz, dy, y_new, st.dz)
+    return _State(st.it + 1, z_new, y_new, xy, st.y, dz, dy, done, dead)
 
 
 def _inv_sqrt_psd(m: Array) -> Array:
@@ -240,13 +241,24 @@ def _sweep_gram(g: Array, cfg: _Config, gamma, eps, st: _State) -> _State:
     y_new, gy = _y_step(a_y, gamma, eps, cfg, product)
     dy = _col_distance(st.y, y_new)
     dz = jnp.zeros_like(st.dz)
-    return _State(st.it + 1, st.z, y_new, gy, st.y, dz, dy, *_stop(cfg, eps, dz, dy, y_new))
+    done, dead = _stop(cfg, eps, dz, dy, y_new, st.dz)
+    return _State(st.it + 1, st.z, y_new, gy, st.y, dz, dy, done, dead)
 
 
-def _stop(cfg: _Config, eps, dz, dy, y_new):
+def _stop(cfg: _Config, eps, dz, dy, y_new, dz_prev):
+    """epca's rule max(dZ, dY) < eps (fast mode: dY < eps); also stops on NaN or a dead column.
+
+    float32 faithful mode adds a noise-floor rule: when the Z-side varimax hits its iteration cap
+    (n >~ 5000), float32 rounding over its 1000 slow iterations leaves dZ at ~1e-4 (n = 10,000)
+    although float64 keeps shrinking it geometrically; so once dY < eps, a dZ that stops
+    decreasing also ends the loop (at n = 10,000 on the benchmark data this stops at the same
+    sweep as float64 does with epca's rule).
+    """
     dead = _dead(y_new)
     crit = jnp.maximum(dz, dy) if cfg.rotate_z else dy
     done = (crit < eps) | dead | jnp.isnan(dy) | jnp.isnan(dz)
+    if cfg.rotate_z and y_new.dtype == jnp.float32:
+        done = done | ((dy < eps) & (dz >= dz_prev) & jnp.isfinite(dz))
     return done, dead
 
 
