@@ -11,7 +11,8 @@ Sizes (synthetic sparse-factor matrix: k factors with disjoint supports, noise s
 SCA rows: float32 fast mode (rotate_z=False) at epca's default gamma sqrt(p k) and at the gamma
 that gives 80% zero loadings, the end-to-end `target_sparsity=0.8` call, and (size A) one
 faithful run (rotate_z=True, epca semantics, default gamma: compare epca's quoted 26.7 s).
-"first" = first call (compilation included), "steady" = median of --repeats further calls.
+"first" = first call (compilation included), "steady" = median of --repeats further calls,
+interleaved across methods (the machine may be shared), wall clock and process CPU time.
 Slow scikit-learn baselines run once. Prints a markdown table.
 """
 from __future__ import annotations
@@ -72,6 +73,29 @@ def timed(fn, repeats: int) -> tuple[float, float | None, object]:
     return first, (statistics.median(times) if times else None), out
 
 
+def interleaved(methods: dict, repeats: int) -> dict:
+    """First call of each method, then `repeats` rounds timing every method once per round.
+
+    The machine is shared, so rounds interleave the methods: a load change hits all of them.
+    Returns name -> (first s, median wall s, median process-CPU s, last result).
+    """
+    first, out = {}, {}
+    for name, fn in methods.items():
+        t0 = time.perf_counter()
+        out[name] = _block(fn())
+        first[name] = time.perf_counter() - t0
+    wall = {name: [] for name in methods}
+    cpu = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            out[name] = _block(fn())
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {name: (first[name], statistics.median(wall[name]), statistics.median(cpu[name]),
+                   out[name]) for name in methods}
+
+
 def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -94,48 +118,46 @@ def _vm_hwm_gb() -> float:
 
 
 def bench_size(n, p, k, args, rows):
+    from sklearn.decomposition import PCA, MiniBatchSparsePCA, SparsePCA
+
     x_np = sparse_factor_matrix(n, p, k, args.seed)
     x = jnp.asarray(x_np)
     label = f"n={n:,}, p={p}, k={k}"
-    rep = args.repeats
 
-    def add(method, first, steady, note=""):
+    def add(method, first, steady=None, cpu=None, note=""):
         rows.append({"size": label, "method": method, "first_s": first, "steady_s": steady,
-                     "note": note})
-        print(f"  {method:44s} first {first:8.3f} s  steady "
-              f"{'-' if steady is None else f'{steady:8.3f} s'}  {note}", flush=True)
+                     "cpu_s": cpu, "note": note})
+        print(f"  {method:46s} first {first:8.3f} s  steady "
+              f"{'-' if steady is None else f'{steady:8.3f} s'}  cpu "
+              f"{'-' if cpu is None else f'{cpu:8.3f} s'}  {note}", flush=True)
 
     print(f"== {label}", flush=True)
-    first, steady, _ = timed(lambda: pca(x, k), rep)
-    add("sparse_jax pca", first, steady)
-    from sklearn.decomposition import PCA, MiniBatchSparsePCA, SparsePCA
-
-    first, steady, _ = timed(lambda: PCA(k, random_state=0).fit(x_np), rep)
-    add("sklearn PCA", first, steady)
-    first, steady, res = timed(lambda: sca(x, k, rotate_z=False), rep)
-    add("SCA fast, gamma=sqrt(pk)", first, steady,
-        f"sparsity {float(res.sparsity):.3f}, {int(res.n_iter)} sweeps")
     g80 = gamma_for_sparsity(x, k, 0.8, rotate_z=False)
-    first, steady, res = timed(lambda: sca(x, k, g80, rotate_z=False), rep)
-    add(f"SCA fast, gamma={g80:.1f}", first, steady,
-        f"sparsity {float(res.sparsity):.3f}, {int(res.n_iter)} sweeps")
-    first, steady, res = timed(lambda: sca(x, k, target_sparsity=0.8, rotate_z=False),
-                               max(1, rep // 2))
-    add("SCA fast, target_sparsity=0.8", first, steady,
-        f"gamma {float(res.gamma):.1f}, sparsity {float(res.sparsity):.3f}")
+    fast = {
+        "sklearn PCA": lambda: PCA(k, random_state=0).fit(x_np),
+        "sparse_jax pca": lambda: pca(x, k),
+        "SCA fast, gamma=sqrt(pk)": lambda: sca(x, k, rotate_z=False),
+        f"SCA fast, gamma={g80:.1f} (80% zeros)": lambda: sca(x, k, g80, rotate_z=False),
+        "SCA fast, target_sparsity=0.8 (search)":
+            lambda: sca(x, k, target_sparsity=0.8, rotate_z=False),
+    }
+    for name, (first, steady, cpu, res) in interleaved(fast, args.repeats).items():
+        note = ""
+        if name.startswith("SCA"):
+            note = (f"gamma {float(res.gamma):.1f}, sparsity {float(res.sparsity):.3f}, "
+                    f"{int(res.n_iter)} sweeps")
+        add(name, first, steady, cpu, note)
     if not args.skip_faithful and p <= 512:
         first, _, res = timed(lambda: sca(x, k), 0)
-        add("SCA faithful (epca semantics), gamma=sqrt(pk)", first, None,
-            f"{int(res.n_iter)} sweeps, one run")
+        add("SCA faithful (epca semantics), gamma=sqrt(pk)", first,
+            note=f"{int(res.n_iter)} sweeps, one run (compilation included)")
     first, _, _ = timed(lambda: MiniBatchSparsePCA(k, alpha=1, random_state=0).fit(x_np), 0)
-    add("sklearn MiniBatchSparsePCA(alpha=1)", first, None, "one run")
+    add("sklearn MiniBatchSparsePCA(alpha=1)", first, note="one run")
     if p <= 512 and not args.skip_sparsepca:
         first, _, _ = timed(lambda: SparsePCA(k, alpha=1, random_state=0).fit(x_np), 0)
-        add("sklearn SparsePCA(alpha=1)", first, None, "one run")
+        add("sklearn SparsePCA(alpha=1)", first, note="one run")
     for method, secs in QUOTED.get((p, k), {}).items():
-        if "SparsePCA" in method and p <= 512 and not args.skip_sparsepca:
-            continue
-        add(method, secs, None, "quoted from reference/sca/README.md")
+        add(method, secs, note="quoted from reference/sca/README.md")
 
 
 def bench_big(n, p, k, args, rows):
@@ -150,19 +172,21 @@ def bench_big(n, p, k, args, rows):
     note = (f"peak RSS {peak:.2f} GB during SCA (X itself {x.nbytes / 2**30:.2f} GB; RSS before "
             f"{base:.2f} GB); process peak {_rss_gb():.2f} GB; {int(res.n_iter)} sweeps")
     rows.append({"size": label, "method": "SCA fast, gamma=sqrt(pk)", "first_s": first,
-                 "steady_s": steady, "note": note})
+                 "steady_s": steady, "cpu_s": None, "note": note})
     print(f"  SCA fast first {first:.2f} s steady {steady} {note}", flush=True)
     first, steady, _ = timed(lambda: pca(x, k), args.big_repeats)
     rows.append({"size": label, "method": "sparse_jax pca", "first_s": first,
-                 "steady_s": steady, "note": ""})
+                 "steady_s": steady, "cpu_s": None, "note": ""})
+    print(f"  pca first {first:.2f} s steady {steady}", flush=True)
 
 
 def table(rows) -> str:
-    lines = ["| size | method | first call (s) | steady (s, median) | note |",
-             "|---|---|---|---|---|"]
+    lines = ["| size | method | first call (s) | steady wall (s, median) | steady CPU (s) | note |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         steady = "" if r["steady_s"] is None else f"{r['steady_s']:.3f}"
-        lines.append(f"| {r['size']} | {r['method']} | {r['first_s']:.3f} | {steady} | "
+        cpu = "" if r.get("cpu_s") is None else f"{r['cpu_s']:.3f}"
+        lines.append(f"| {r['size']} | {r['method']} | {r['first_s']:.3f} | {steady} | {cpu} | "
                      f"{r['note']} |")
     return "\n".join(lines)
 
