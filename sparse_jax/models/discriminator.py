@@ -1,0 +1,266 @@
+"""StyleGAN2 'resnet' discriminator (stylegan2-ada-pytorch semantics), as pure functions.
+
+Used only to train the small embedded generator. Parameters mirror the official names:
+
+```
+params['b{r}'] = {'fromrgb': FC_CONV (first block only), 'conv0': CONV, 'conv1': CONV,
+                  'skip': {'weight': [O, I, 1, 1]}}                 for r = res, res/2, ..., 8
+params['b4']   = {'conv': CONV, 'fc': {'weight': [C4, C4*16], 'bias'},
+                  'out': {'weight': [1, C4], 'bias'}}
+CONV = {'weight': [O, I, k, k], 'bias': [O]}
+```
+
+Equalized learning rate: weights are stored as unit normals and scaled by 1/sqrt(fan_in) at run
+time, so plain Adam on the stored values gives the official training dynamics. Images come in
+NCHW; the layers run in NHWC with im2col convolutions (fast on CPU).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = dict[str, Any]
+
+_LRELU_GAIN = math.sqrt(2.0)
+# [1, 3, 3, 1] binomial filter, normalised to sum 1 per axis (the 2-D filter is its outer product).
+_FIR_TAPS = (1.0 / 8.0, 3.0 / 8.0, 3.0 / 8.0, 1.0 / 8.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Static hyper-parameters of the discriminator (hashable, usable as a jit static argument)."""
+
+    img_resolution: int = 32
+    img_channels: int = 1
+    channel_base: int = 1024
+    channel_max: int = 128
+    mbstd_group_size: int = 4
+    mbstd_num_channels: int = 1
+
+    def __post_init__(self) -> None:
+        r = self.img_resolution
+        if r < 4 or r & (r - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {r}")
+        if self.img_channels < 1:
+            raise ValueError(f"img_channels must be >= 1, got {self.img_channels}")
+        if self.mbstd_group_size < 1 or self.mbstd_num_channels < 1:
+            raise ValueError("mbstd_group_size and mbstd_num_channels must be >= 1")
+        if self.channels(4) % self.mbstd_num_channels:
+            raise ValueError(
+                f"channels at 4x4 ({self.channels(4)}) not divisible by mbstd_num_channels "
+                f"({self.mbstd_num_channels})")
+
+    @property
+    def block_resolutions(self) -> tuple[int, ...]:
+        """Resolutions of the down-sampling blocks, largest first, e.g. (32, 16, 8)."""
+        return tuple(2 ** i for i in range(int(math.log2(self.img_resolution)), 2, -1))
+
+    def channels(self, res: int) -> int:
+        return max(1, min(self.channel_base // res, self.channel_max))
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DiscriminatorConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown DiscriminatorConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def init_discriminator(key: jax.Array, cfg: DiscriminatorConfig) -> Params:
+    """Official initialisation: weights N(0, 1) (gains applied at run time), biases 0.
+
+    Args:
+      key: PRNG key.
+      cfg: the configuration.
+
+    Returns:
+      the parameter tree described in the module docstring.
+    """
+    shapes = _param_shapes(cfg)
+    leaves, treedef = jax.tree_util.tree_flatten(shapes, is_leaf=lambda x: isinstance(x, tuple))
+    keys = jax.random.split(key, len(leaves))
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
+        shapes, is_leaf=lambda x: isinstance(x, tuple))[0]]
+    values = [
+        jax.random.normal(k, s, jnp.float32) if path.endswith("['weight']") else jnp.zeros(s)
+        for k, s, path in zip(keys, leaves, paths, strict=True)]
+    return jax.tree_util.tree_unflatten(treedef, values)
+
+
+def _param_shapes(cfg: DiscriminatorConfig) -> dict[str, Any]:
+    def conv(o: int, i: int, k: int, bias: bool = True) -> dict[str, tuple[int, ...]]:
+        d = {"weight": (o, i, k, k)}
+        if bias:
+            d["bias"] = (o,)
+        return d
+
+    tree: dict[str, Any] = {}
+    for res in cfg.block_resolutions:
+        tmp, out = cfg.channels(res), cfg.channels(res // 2)
+        block = {}
+        if res == cfg.img_resolution:
+            block["fromrgb"] = conv(tmp, cfg.img_channels, 1)
+        block["conv0"] = conv(tmp, tmp, 3)
+        block["conv1"] = conv(out, tmp, 3)
+        block["skip"] = conv(out, tmp, 1, bias=False)
+        tree[f"b{res}"] = block
+    c4 = cfg.channels(4)
+    head: dict[str, Any] = {}
+    if cfg.img_resolution == 4:
+        head["fromrgb"] = conv(c4, cfg.img_channels, 1)
+    head["conv"] = conv(c4, c4 + cfg.mbstd_num_channels, 3)
+    head["fc"] = {"weight": (c4, c4 * 16), "bias": (c4,)}
+    head["out"] = {"weight": (1, c4), "bias": (1,)}
+    tree["b4"] = head
+    return tree
+
+
+def discriminate(cfg: DiscriminatorConfig, params: Params, img: jax.Array) -> jax.Array:
+    """Real/fake logits.
+
+    Args:
+      cfg: the configuration (static).
+      params: from `init_discriminator`.
+      img: float32 [N, img_channels, R, R], nominal range [-1, 1].
+
+    Returns:
+      float32 [N] logits (positive = judged real).
+    """
+    r, c = cfg.img_resolution, cfg.img_channels
+    if img.ndim != 4 or img.shape[1:] != (c, r, r):
+        raise ValueError(f"discriminator expects images [N, {c}, {r}, {r}], got {img.shape}")
+    x = jnp.transpose(img, (0, 2, 3, 1))
+    for res in cfg.block_resolutions:
+        p = params[f"b{res}"]
+        if "fromrgb" in p:
+            x = _conv_layer(x, p["fromrgb"], act=True)
+        # Residual block; both branches carry gain sqrt(0.5) so their sum keeps unit variance.
+        y = _conv_layer(x, p["skip"], act=False, down=True, gain=math.sqrt(0.5))
+        x = _conv_layer(x, p["conv0"], act=True)
+        x = _conv_layer(x, p["conv1"], act=True, down=True, gain=math.sqrt(0.5))
+        x = x + y
+    p = params["b4"]
+    if "fromrgb" in p:
+        x = _conv_layer(x, p["fromrgb"], act=True)
+    x = minibatch_std(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
+    x = _conv_layer(x, p["conv"], act=True)
+    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # official NCHW flatten order
+    x = _dense(x, p["fc"], act=True)
+    x = _dense(x, p["out"], act=False)
+    return x[:, 0]
+
+
+def minibatch_std(x: jax.Array, group_size: int, num_channels: int) -> jax.Array:
+    """Appends the per-group standard deviation of the features as extra channels.
+
+    Sample i belongs to group i % (N // G), as in the official reshape(G, -1, ...).
+
+    Args:
+      x: [N, H, W, C]; N must be divisible by min(group_size, N).
+      group_size: G.
+      num_channels: F, number of statistics channels (C must be divisible by F).
+
+    Returns:
+      [N, H, W, C + F].
+    """
+    n, h, w, c = x.shape
+    g = min(group_size, n)
+    if n % g:
+        raise ValueError(f"batch size {n} is not divisible by the mbstd group size {g}")
+    f = num_channels
+    y = x.reshape(g, n // g, h, w, f, c // f)
+    y = y - jnp.mean(y, axis=0)
+    y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [n/G, H, W, F, C/F]
+    y = jnp.mean(y, axis=(1, 2, 4))  # [n/G, F]
+    y = jnp.tile(y, (g, 1))  # [N, F]
+    y = jnp.broadcast_to(y[:, None, None, :], (n, h, w, f)).astype(x.dtype)
+    return jnp.concatenate([x, y], axis=-1)
+
+
+def _conv_layer(x: jax.Array, p: Params, *, act: bool, down: bool = False,
+                gain: float = 1.0) -> jax.Array:
+    """Equalized-lr conv (+ bias, lrelu*sqrt2, gain); down=True is conv2d_resample with down=2."""
+    w = p["weight"]
+    o, i, k, _ = w.shape
+    w = w * (1.0 / math.sqrt(i * k * k))
+    if k == 1:
+        if down:
+            x = _fir(x, pad=1, down=2)
+        x = jnp.einsum("nhwi,oi->nhwo", x, w[:, :, 0, 0])
+    elif down:
+        # Blur with padding 2 (kernel padding 1 + filter adjustment), then stride-2 valid conv.
+        x = conv2d(_fir(x, pad=2, down=1), w, pad=0, stride=2)
+    else:
+        x = conv2d(x, w, pad=k // 2)
+    if "bias" in p:
+        x = x + p["bias"]
+    if act:
+        x = jax.nn.leaky_relu(x, 0.2) * (_LRELU_GAIN * gain)
+    elif gain != 1.0:
+        x = x * gain
+    return x
+
+
+def conv2d(x: jax.Array, weight_oihw: jax.Array, pad: int, stride: int = 1) -> jax.Array:
+    """Cross-correlation of NHWC x with an OIHW kernel via im2col + matmul.
+
+    XLA's CPU convolutions (and especially their weight gradients) are several times slower than
+    one matmul over nine shifted slices at these small channel counts.
+
+    Args:
+      x: [N, H, W, I].
+      weight_oihw: [O, I, k, k].
+      pad: zero padding on every side.
+      stride: output stride.
+
+    Returns:
+      [N, (H + 2 pad - k) // stride + 1, (W + 2 pad - k) // stride + 1, O].
+    """
+    o, i, k, _ = weight_oihw.shape
+    if pad:
+        x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    h = (x.shape[1] - k) // stride + 1
+    w = (x.shape[2] - k) // stride + 1
+    cols = [jax.lax.slice(x, (0, a, b, 0), (x.shape[0], a + (h - 1) * stride + 1,
+                                            b + (w - 1) * stride + 1, i), (1, stride, stride, 1))
+            for a in range(k) for b in range(k)]
+    cols = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+    kernel = jnp.transpose(weight_oihw, (2, 3, 1, 0)).reshape(k * k * i, o)
+    return cols @ kernel
+
+
+def _dense(x: jax.Array, p: Params, *, act: bool) -> jax.Array:
+    w = p["weight"]
+    x = x @ (w * (1.0 / math.sqrt(w.shape[1]))).T + p["bias"]
+    if act:
+        x = jax.nn.leaky_relu(x, 0.2) * _LRELU_GAIN
+    return x
+
+
+def _fir(x: jax.Array, pad: int, down: int) -> jax.Array:
+    """Zero-pads H and W by `pad`, applies the separable [1,3,3,1]/8 filter, keeps every `down`-th.
+
+    Shifted slices instead of a depthwise convolution: four multiply-adds per axis are cheaper on
+    CPU.
+    """
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    for axis in (1, 2):
+        length = x.shape[axis] - len(_FIR_TAPS) + 1
+        x = sum(t * jax.lax.slice_in_dim(x, j, j + length, axis=axis)
+                for j, t in enumerate(_FIR_TAPS))
+        if down > 1:
+            x = jax.lax.slice_in_dim(x, 0, length, stride=down, axis=axis)
+    return x
+
+
+def count_params(params: Params) -> int:
+    return int(sum(np.prod(v.shape) for v in jax.tree_util.tree_leaves(params)))

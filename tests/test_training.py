@@ -1,0 +1,152 @@
+"""Tests for the StyleGAN2 discriminator, losses and training loop (tiny configs)."""
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sparse_jax import checkpoints
+from sparse_jax.models import discriminator as disc
+from sparse_jax.models import stylegan2 as sg
+from sparse_jax.training import fast_ops, losses, train_gan
+
+GCFG = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=8, img_channels=1, mapping_layers=2,
+                          channel_base=64, channel_max=16)
+DCFG = disc.DiscriminatorConfig(img_resolution=8, img_channels=1, channel_base=64, channel_max=16)
+TCFG = train_gan.TrainConfig(batch=4, d_reg_interval=2, r1_gamma=1.0, ema_kimg=0.01,
+                             ema_rampup=None, seed=3)
+
+
+def _tree_dist(a, b):
+    return float(sum(jnp.sum(jnp.square(x - y)) for x, y in
+                     zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)))
+
+
+def _images(n=16, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, (n, 1, 8, 8)).astype(np.float32))
+
+
+@pytest.mark.parametrize("res,batch", [(8, 4), (16, 8), (4, 2)])
+def test_discriminator_output_shape(res, batch):
+    cfg = disc.DiscriminatorConfig(img_resolution=res, img_channels=1, channel_base=64,
+                                   channel_max=16)
+    params = disc.init_discriminator(jax.random.key(0), cfg)
+    x = jax.random.normal(jax.random.key(1), (batch, 1, res, res))
+    logits = jax.jit(lambda p, x: disc.discriminate(cfg, p, x))(params, x)
+    chex.assert_shape(logits, (batch,))
+    chex.assert_tree_all_finite(logits)
+    assert float(jnp.std(logits)) > 0
+    with pytest.raises(ValueError, match="expects images"):
+        disc.discriminate(cfg, params, x[:, :, :-1])
+
+
+def test_minibatch_std_groups():
+    x = jax.random.normal(jax.random.key(0), (8, 2, 2, 4))
+    y = disc.minibatch_std(x, group_size=4, num_channels=1)
+    chex.assert_shape(y, (8, 2, 2, 5))
+    # sample i is in group i % 2: its std is over samples {i, i+2, i+4, i+6}
+    want = jnp.mean(jnp.sqrt(jnp.var(x[0::2], axis=0) + 1e-8))
+    np.testing.assert_allclose(y[0, 0, 0, 4], want, rtol=1e-5)
+    np.testing.assert_allclose(y[6, 1, 1, 4], want, rtol=1e-5)
+    with pytest.raises(ValueError, match="divisible"):
+        disc.minibatch_std(x[:6], group_size=4, num_channels=1)
+
+
+@pytest.mark.parametrize("pad,stride", [(1, 1), (0, 2), (2, 2)])
+def test_conv2d_matches_lax(pad, stride):
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+    w = jax.random.normal(jax.random.key(1), (5, 3, 3, 3))
+    want = jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad)] * 2,
+                                        dimension_numbers=("NHWC", "OIHW", "NHWC"))
+    np.testing.assert_allclose(disc.conv2d(x, w, pad, stride), want, atol=1e-4)
+
+
+def test_fast_ops_match_generator():
+    cfg = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, img_channels=1,
+                             mapping_layers=2, channel_base=128, channel_max=16)
+    v = sg.init_generator(jax.random.key(0), cfg)
+    leaves, tdef = jax.tree_util.tree_flatten(v["params"])
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    v["params"] = jax.tree_util.tree_unflatten(
+        tdef, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
+    z = jax.random.normal(jax.random.key(2), (3, 16))
+    want = sg.generate(cfg, v, z)
+    with fast_ops.generator_fast_ops():
+        got = sg.generate(cfg, v, z)
+    np.testing.assert_allclose(got, want, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+
+
+def test_losses():
+    real, fake = jnp.array([2.0, -1.0]), jnp.array([0.5, -3.0])
+    np.testing.assert_allclose(losses.generator_loss(fake), np.mean(np.log1p(np.exp(-fake))),
+                               rtol=1e-6)
+    want = np.mean(np.log1p(np.exp(fake))) + np.mean(np.log1p(np.exp(-real)))
+    np.testing.assert_allclose(losses.discriminator_loss(real, fake), want, rtol=1e-6)
+    x = jnp.ones((2, 1, 2, 2))
+    r1, logits = losses.r1_penalty(lambda im: 3.0 * jnp.sum(im, axis=(1, 2, 3)), x)
+    np.testing.assert_allclose(r1, [36.0, 36.0])  # 4 pixels, gradient 3 each
+    chex.assert_shape(logits, (2,))
+
+
+def test_steps_update_params_ema_and_w_avg():
+    state0 = train_gan.init_state(jax.random.key(0), GCFG, DCFG, TCFG)
+    g0, d0, ema0 = jax.device_get((state0.g_params, state0.d_params, state0.ema_params))
+    steps = train_gan.make_steps(GCFG, DCFG, TCFG)
+    state, metrics = train_gan.run_iterations(steps, TCFG, state0, _images(), jax.random.key(1), 3)
+    assert int(state.step) == 3
+    assert {"g_loss", "d_loss", "r1", "real_logit", "fake_logit"} <= set(metrics[0])
+    chex.assert_tree_all_finite(jax.device_get(metrics))
+    chex.assert_tree_all_finite(state)
+    assert _tree_dist(state.g_params, g0) > 0
+    assert _tree_dist(state.d_params, d0) > 0
+    # The EMA generator moved, and towards the trained G.
+    assert _tree_dist(state.ema_params, ema0) > 0
+    assert _tree_dist(state.ema_params, state.g_params) < _tree_dist(ema0, state.g_params)
+    assert float(jnp.linalg.norm(state.g_buffers["mapping"]["w_avg"])) > 0
+
+
+def test_noise_buffers_fixed_and_ema_equal_g_at_start_with_rampup():
+    tcfg = train_gan.TrainConfig(batch=4, d_reg_interval=2, seed=0)  # default ramp-up
+    state0 = train_gan.init_state(jax.random.key(0), GCFG, DCFG, tcfg)
+    noise0 = jax.device_get(state0.g_buffers["synthesis"])
+    steps = train_gan.make_steps(GCFG, DCFG, tcfg)
+    state, _ = train_gan.run_iterations(steps, tcfg, state0, _images(), jax.random.key(1), 1)
+    chex.assert_trees_all_equal(jax.device_get(state.g_buffers["synthesis"]), noise0)
+    # at step 0 the ramped-up half-life is 0 images, so the EMA copies G
+    chex.assert_trees_all_close(state.ema_params, state.g_params, atol=1e-6)
+
+
+def test_resume_matches_uninterrupted_run_on_sklearn_digits(tmp_path):
+    kw = dict(data="sklearn_digits", checkpoint_minutes=1e9, sample_every=2, log_every=2,
+              log=lambda s: None)
+    kimg = lambda steps: steps * TCFG.batch / 1000
+    full = train_gan.train(GCFG, DCFG, TCFG, workdir=str(tmp_path / "a"), total_kimg=kimg(4), **kw)
+    train_gan.train(GCFG, DCFG, TCFG, workdir=str(tmp_path / "b"), total_kimg=kimg(2), **kw)
+    export = str(tmp_path / "g")
+    resumed = train_gan.train(GCFG, DCFG, TCFG, workdir=str(tmp_path / "b"), total_kimg=kimg(4),
+                              export_dir=export, **kw)
+    assert int(full.step) == int(resumed.step) == 4
+    chex.assert_trees_all_close(jax.device_get(full), jax.device_get(resumed), atol=1e-6)
+    with open(tmp_path / "b" / "progress.json") as f:
+        assert json.load(f)["step"] == 4
+    assert os.path.exists(tmp_path / "b" / "samples" / "latest.png")
+    cfg, variables = checkpoints.load_generator(export)
+    assert cfg == GCFG
+    chex.assert_trees_all_close(variables["params"], jax.device_get(resumed.ema_params))
+    img = sg.generate(cfg, variables, jnp.zeros((2, GCFG.z_dim)))
+    chex.assert_shape(img, (2, 1, 8, 8))
+    # a different configuration in the same workdir is refused
+    with pytest.raises(ValueError, match="different configuration"):
+        train_gan.train(GCFG, DCFG, train_gan.TrainConfig(batch=8), workdir=str(tmp_path / "b"),
+                        total_kimg=1, **kw)
+
+
+def test_image_grid():
+    x = np.full((3, 1, 2, 2), -1.0, np.float32)
+    x[1] = 1.0
+    grid = train_gan.image_grid(x, cols=2)
+    assert grid.shape == (4, 4) and grid.dtype == np.uint8
+    assert grid[0, 2] == 255 and grid[0, 0] == 0 and grid[3, 3] == 0
