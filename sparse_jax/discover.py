@@ -120,7 +120,7 @@ def _pca_basis(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array, j
 
 
 def _sca_basis(x: jax.Array, k: int, gamma: float | None, target_sparsity: float):
-    """SCA of x [n, p] -> (comp [k, p] unit rows, loadings [p, k], gamma, sparsity, cpve [k]).
+    """SCA of x [n, p] -> (comp [k, p] unit rows, loadings [p, k], gamma, sparsity, info).
 
     Runs SCA's fast mode (`rotate_z=False`: no varimax of the n x k left factor, which only
     affects Z; on the epca reference data the loadings move by < 1e-6), as n = 10,000+ makes the
@@ -134,7 +134,9 @@ def _sca_basis(x: jax.Array, k: int, gamma: float | None, target_sparsity: float
     directions.check_nonzero_rows(loadings.T, "SCA loadings")
     comp = directions.sca_basis(loadings)
     sparsity = float(np.mean(loadings == 0.0))
-    return comp, loadings, float(r.gamma), sparsity, np.asarray(r.cpve)
+    info = {"cpve": np.asarray(r.cpve).tolist(), "n_iter": int(r.n_iter),
+            "converged": bool(r.converged)}
+    return comp, loadings, float(r.gamma), sparsity, info
 
 
 def _sefa_basis(cfg: sg.GeneratorConfig, variables: dict, k: int):
@@ -169,12 +171,12 @@ def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity) -
         dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio, act_stdev=stdev)
         space, sparsity = "w", _zero_fraction(comp)
     elif method == "sca-w":
-        comp, loadings, gamma_out, sparsity, cpve = _sca_basis(
+        comp, _, gamma_out, sparsity, extra = _sca_basis(
             jnp.asarray(fit.w), k, gamma, target_sparsity)
         w = jnp.asarray(fit.w)
         var_ratio = directions.explained_variance_ratio(w, jnp.mean(w, axis=0), comp)
         dirs = directions.from_latent_basis(comp, w, var_ratio)
-        space, extra["cpve"] = "w", cpve.tolist()
+        space = "w"
     elif method == "sefa":
         comp, eig, var_ratio, sefa_layers = _sefa_basis(cfg, variables, k)
         dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio)
@@ -188,11 +190,10 @@ def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity) -
             comp, mean, stdev, var_ratio = _pca_basis(x, k)
             sparsity = _zero_fraction(comp)
         else:
-            comp, _, gamma_out, sparsity, cpve = _sca_basis(x, k, gamma, target_sparsity)
+            comp, _, gamma_out, sparsity, extra = _sca_basis(x, k, gamma, target_sparsity)
             # Scores are X_c @ (unit-normalised loadings); their stdev whitens the regression.
             stdev = directions.score_stdev(x, mean, comp)
             var_ratio = directions.explained_variance_ratio(x, mean, comp)
-            extra["cpve"] = cpve.tolist()
         dirs = directions.from_activation_basis(
             comp, mean, stdev, var_ratio, jnp.asarray(fresh.x), jnp.asarray(fresh.w))
         space = "features"

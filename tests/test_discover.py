@@ -72,6 +72,7 @@ def test_every_method_writes_loadable_unit_directions(run):
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert summary["methods"] == list(discover.METHODS) and summary["num_samples"] == N
     assert sum(summary["label_counts"].values()) == N
+    assert summary["results"]["sca"]["n_iter"] >= 1 and len(summary["results"]["sca"]["cpve"]) == K
     assert os.path.getsize(os.path.join(out, "scatter.png")) > 1000
 
 
