@@ -298,6 +298,7 @@ def write_figures(cfg: sg.GeneratorConfig, variables: Any, results: dict[str, An
             labels.append(f"{name} / {method}")
             if r["direction"] is None or not negative.size:
                 rows.append(None)
+                labels[-1] += " (n/a)"
                 continue
             seed = n_a + int(negative[0])
             d = ds.lat_comp[r["direction"]] * r["sign"]
@@ -306,7 +307,7 @@ def write_figures(cfg: sg.GeneratorConfig, variables: Any, results: dict[str, An
                                   truncation_psi=config.truncation_psi, chunk=config.chunk,
                                   devices=devices)
             rows.append(out.images[0, 0, 0])
-            blank = np.ones_like(rows[-1])
+            blank = np.zeros_like(rows[-1])  # mid-grey tiles mark an n/a row
     if blank is not None:
         grid = np.stack([blank if r is None else r for r in rows])
         fig = plots.walk_grid(grid, labels, [f"{t:.2g}" for t in distances],

@@ -368,8 +368,8 @@ def table1_markdown(results: Mapping[str, Any]) -> str:
                 direction = f"{r['direction']}{'+' if r['sign'] > 0 else '−'}"
                 if r["shared_with"]:
                     direction += " (shared with " + ", ".join(r["shared_with"]) + ")"
-            d50_sigma = ("" if r["d50_sigma"] is None else f"{r['d50_sigma']:.3g}")
-            d_max_sigma = ("" if r["d_max_sigma"] is None else f"{r['d_max_sigma']:.3g}")
+            d50_sigma = ("—" if r["d50_sigma"] is None else f"{r['d50_sigma']:.3g}")
+            d_max_sigma = ("—" if r["d_max_sigma"] is None else f"{r['d_max_sigma']:.3g}")
             lines.append(
                 f"| {name} | {direction} | {_fmt(r['assign_gain'], 'n/a')} | "
                 f"{r['num_negative_assign']} | {r['num_negative_eval']} | "

@@ -66,10 +66,9 @@ def walk_grid(images: np.ndarray, row_labels: Sequence[str], col_labels: Sequenc
     if len(row_labels) != rows or len(col_labels) != cols:
         raise ValueError(f"labels: expected {rows} row and {cols} column labels, got "
                          f"{len(row_labels)} and {len(col_labels)}")
-    fig = _figure(1.6 + cols * tile_inches, 0.9 + rows * tile_inches)
-    ax = fig.add_axes((1.4 / (1.6 + cols * tile_inches), 0.5 / (0.9 + rows * tile_inches),
-                       cols * tile_inches / (1.6 + cols * tile_inches),
-                       rows * tile_inches / (0.9 + rows * tile_inches)))
+    width = max(1.6 + cols * tile_inches, 0.075 * len(title) + 0.6)
+    fig = _figure(width, 0.9 + rows * tile_inches, layout="constrained")
+    ax = fig.add_subplot()
     ax.imshow(mosaic(images), interpolation="nearest")
     ax.set_xticks([c * (w + _PAD) + w / 2 - 0.5 for c in range(cols)])
     ax.set_xticklabels(list(col_labels), fontsize=7)
