@@ -12,6 +12,7 @@ per seed and shared.
 """
 from __future__ import annotations
 
+import collections
 import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -24,6 +25,7 @@ from sparse_jax.models import stylegan2 as sg
 
 SIGNS = (1.0, -1.0)
 DEFAULT_CHUNK = 256
+_IN_FLIGHT = 2
 
 
 class WalkResult(NamedTuple):
@@ -246,15 +248,26 @@ def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indi
     data = sharding.data_sharding(mesh)
     const = jax.device_put((variables, as_predictor(predict_fn), key, dirs, mask), repl)
     preds_out, images_out = [], []
+    pending: collections.deque = collections.deque()
+
+    def collect():
+        p, img, n = pending.popleft()
+        if p is not None:
+            preds_out.append(sharding.to_host(p)[:n])
+        if img is not None:
+            images_out.append(sharding.to_host(img)[:n])
+
     for lo in range(0, n_items, size):
         hi = min(lo + size, n_items)
         batch = [sharding.pad_batch(a[lo:hi], size)[0] for a in (item_seed, dir_idx, offset)]
         batch = [_put(a, data) for a in batch]
-        p, img = step(*const, *batch)
-        if p is not None:
-            preds_out.append(sharding.to_host(p)[:hi - lo])
-        if img is not None:
-            images_out.append(sharding.to_host(img)[:hi - lo])
+        pending.append((*step(*const, *batch), hi - lo))
+        # Dispatch is asynchronous: keep one chunk queued behind the running one so the device
+        # never waits for the host, while at most _IN_FLIGHT chunks hold device memory.
+        if len(pending) >= _IN_FLIGHT:
+            collect()
+    while pending:
+        collect()
     preds = images = None
     if preds_out:
         flat = np.concatenate(preds_out)
