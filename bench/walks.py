@@ -23,7 +23,7 @@ _SEEDS = flags.DEFINE_integer("seeds", 500, "S: seeds of the batched walk.")
 _DIRECTIONS = flags.DEFINE_integer("directions", 10, "D: directions.")
 _DISTANCES = flags.DEFINE_integer("distances", 11, "T: distances from 0 to d_max.")
 _D_MAX = flags.DEFINE_float("d_max", 3.0, "Walk length in W units (does not affect timing).")
-_CHUNK = flags.DEFINE_integer("chunk", 256, "Edits per jitted batch.")
+_CHUNK = flags.DEFINE_integer("chunk", 0, "Edits per jitted batch (0: walks.default_chunk()).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of each method (median reported).")
 _LOOP_SEEDS = flags.DEFINE_integer("loop_seeds", 2, "Seeds timed for the loop baselines.")
 _RANDOM = flags.DEFINE_boolean("random_init", False, "Use the random-init generator even if "
@@ -90,6 +90,7 @@ def main(argv):
 
     cfg, variables, predict, gen_name, pred_name = _models(_RANDOM.value)
     s, d, t = _SEEDS.value, _DIRECTIONS.value, _DISTANCES.value
+    chunk = _CHUNK.value or walks.default_chunk()
     key = jax.random.key(0)
     rng = np.random.default_rng(0)
     dirs = rng.normal(size=(d, cfg.w_dim))
@@ -101,7 +102,7 @@ def main(argv):
 
     def batched(num_seeds):
         return walks.run_walks(cfg, variables, key, np.arange(num_seeds), dirs, distances,
-                               predict_fn=predict, chunk=_CHUNK.value).preds
+                               predict_fn=predict, chunk=chunk).preds
 
     @jax.jit
     def edits(v, pred, seed, dir_vecs, offs):
@@ -141,7 +142,7 @@ def main(argv):
     base = rows[-1][4]
     n_img = (1 + d * 2 * (t - 1))
     print(f"Generator: {gen_name}; predictor: {pred_name}; devices: {jax.devices()}")
-    print(f"S={s}, D={d}, T={t}, chunk={_CHUNK.value}; a walk = 1 seed x 1 direction x "
+    print(f"S={s}, D={d}, T={t}, chunk={chunk}; a walk = 1 seed x 1 direction x "
           f"{t} distances x 2 signs. The first run_walks run includes compiling its chunk shape "
           f"(about 10 s on a CPU); loops are compiled before timing.\n")
     print("| method | seeds timed | median s | runs (s) | walks/s | images/s | vs loop-single |")

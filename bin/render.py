@@ -26,7 +26,7 @@ _SIGMAS = flags.DEFINE_list(
     "-3,-2,-1,0,1,2,3 when --distances is not given).")
 _LAYER_RANGE = flags.DEFINE_list("layer_range", None, "start,end: edit only ws slots [start, end).")
 _TRUNCATION = flags.DEFINE_float("truncation_psi", 1.0, "Truncation applied before the edit.")
-_CHUNK = flags.DEFINE_integer("chunk", 256, "Images per jitted batch.")
+_CHUNK = flags.DEFINE_integer("chunk", 0, "Images per jitted batch (0: 64 on CPU, else 256).")
 
 
 def _floats(name, values):
@@ -59,7 +59,7 @@ def main(argv):
                                seeds=seeds, num_directions=_NUM_DIRECTIONS.value,
                                distances=distances, sigmas=sigmas, layer_range=layer_range,
                                seed=_SEED.value, truncation_psi=_TRUNCATION.value,
-                               chunk=_CHUNK.value)
+                               chunk=_CHUNK.value or None)
     print(f"wrote {path}")
 
 

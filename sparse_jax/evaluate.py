@@ -45,7 +45,7 @@ class EvalConfig:
     target: float = 0.5
     layer_range: tuple[int, int] | None = None
     truncation_psi: float = 1.0
-    chunk: int = walks.DEFAULT_CHUNK
+    chunk: int | None = None  # None: walks.default_chunk() (64 on CPU, 256 elsewhere)
     figures: bool = True
     grid_directions: int = 8
     grid_columns: int = 9
@@ -63,7 +63,7 @@ class EvalConfig:
              "num_directions must be >= 1 (or None for all)"),
             (0.0 < self.threshold < 1.0, "threshold must be in (0, 1)"),
             (0.0 < self.target <= 1.0, "target must be in (0, 1]"),
-            (self.chunk >= 1, "chunk must be >= 1"),
+            (self.chunk is None or self.chunk >= 1, "chunk must be >= 1 (or None: automatic)"),
             (self.grid_directions >= 1, "grid_directions must be >= 1"),
             (self.grid_columns >= 2, "grid_columns must be >= 2"),
         ]
@@ -394,7 +394,7 @@ def run_render(direction_path: str, out_path: str, generator: str | None = None,
                seeds: Sequence[int] = (0,), num_directions: int = 8,
                distances: Sequence[float] | None = None, sigmas: Sequence[float] | None = None,
                layer_range: tuple[int, int] | None = None, seed: int = 0,
-               truncation_psi: float = 1.0, chunk: int = walks.DEFAULT_CHUNK,
+               truncation_psi: float = 1.0, chunk: int | None = None,
                devices: Sequence[jax.Device] | None = None) -> str:
     """Renders a walk grid (rows: seed x direction, columns: distances) to a PNG.
 

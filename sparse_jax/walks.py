@@ -25,6 +25,9 @@ from sparse_jax.models import stylegan2 as sg
 
 SIGNS = (1.0, -1.0)
 DEFAULT_CHUNK = 256
+# On a CPU small chunks keep activations in cache: chunk 64 ran 1.6x faster than 256 for the
+# 32x32 MNIST generator (docs/benchmarks.md, ## Walks).
+CPU_CHUNK = 64
 _IN_FLIGHT = 2
 
 
@@ -148,6 +151,12 @@ def plan_items(num_seeds: int, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
     return seed_pos, dir_idx, offset, inverse
 
 
+def default_chunk(devices: Sequence[jax.Device] | None = None) -> int:
+    """CPU_CHUNK when the walk runs on CPUs, else DEFAULT_CHUNK (accelerators like big batches)."""
+    devs = jax.devices() if devices is None else devices
+    return CPU_CHUNK if devs and devs[0].platform == "cpu" else DEFAULT_CHUNK
+
+
 def _make_step(cfg: sg.GeneratorConfig, truncation_psi: float, with_preds: bool,
                with_images: bool) -> Callable:
     """step(variables, predict, key, dirs, mask, seeds [B], dir_idx [B], offset [B])."""
@@ -196,7 +205,7 @@ def as_predictor(predict_fn: Callable | None) -> jax.tree_util.Partial | None:
 def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indices: Any,
               directions: Any, distances: Any, *, predict_fn: Callable | None = None,
               signs: Sequence[float] = SIGNS, layer_range: Sequence[int] | None = None,
-              truncation_psi: float = 1.0, chunk: int = DEFAULT_CHUNK,
+              truncation_psi: float = 1.0, chunk: int | None = None,
               return_images: bool = False,
               devices: Sequence[jax.Device] | None = None) -> WalkResult:
     """Images and predictions for every seed x direction x sign x distance.
@@ -214,7 +223,8 @@ def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indi
       layer_range: (start, end): edit only ws slots [start, end); None edits all slots.
       truncation_psi: applied to ws before the edit.
       chunk: at most this many items per jitted call (before rounding up to a multiple of the
-        device count); the items are split into equal chunks. Memory scales with it.
+        device count); the items are split into equal chunks. Memory scales with it. None:
+        `default_chunk(devices)`.
       return_images: also return every image (memory: S*D*G*T images on the host).
       devices: devices to shard the chunk axis over (default all).
 
@@ -229,6 +239,8 @@ def run_walks(cfg: sg.GeneratorConfig, variables: Any, key: jax.Array, seed_indi
     if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
         raise ValueError(f"seed_indices: expected a non-empty 1-D integer array, got "
                          f"{seeds.dtype} {seeds.shape}")
+    if chunk is None:
+        chunk = default_chunk(devices)
     if chunk < 1:
         raise ValueError(f"chunk: expected a positive batch size, got {chunk}")
     dirs = check_directions(directions, cfg.w_dim)
