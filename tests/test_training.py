@@ -150,3 +150,29 @@ def test_image_grid():
     grid = train_gan.image_grid(x, cols=2)
     assert grid.shape == (4, 4) and grid.dtype == np.uint8
     assert grid[0, 2] == 255 and grid[0, 0] == 0 and grid[3, 3] == 0
+
+
+def test_pack_images_groups_consecutive_samples_as_channels():
+    x = jnp.arange(8 * 1 * 2 * 2, dtype=jnp.float32).reshape(8, 1, 2, 2)
+    packed = train_gan.pack_images(x, 4)
+    chex.assert_shape(packed, (2, 4, 2, 2))
+    np.testing.assert_array_equal(packed[1, 2], x[6, 0])
+    assert train_gan.pack_images(x, 1) is x
+    with pytest.raises(ValueError, match="pack"):
+        train_gan.TrainConfig(batch=6, pack=4)
+
+
+def test_packed_discriminator_trains_and_rejects_unpacked_config(tmp_path):
+    tcfg = train_gan.TrainConfig(batch=8, d_reg_interval=2, r1_gamma=1.0, pack=2, seed=0)
+    dcfg = disc.DiscriminatorConfig(img_resolution=8, img_channels=2, channel_base=64,
+                                    channel_max=16)
+    state0 = train_gan.init_state(jax.random.key(0), GCFG, dcfg, tcfg)
+    chex.assert_shape(state0.d_params["b8"]["fromrgb"]["weight"], (8, 2, 1, 1))
+    d0 = jax.device_get(state0.d_params)  # the steps donate state0
+    steps = train_gan.make_steps(GCFG, dcfg, tcfg)
+    state, metrics = train_gan.run_iterations(steps, tcfg, state0, _images(), jax.random.key(1), 2)
+    chex.assert_tree_all_finite(jax.device_get(metrics))
+    assert _tree_dist(state.d_params, d0) > 0
+    with pytest.raises(ValueError, match="packed by 2"):
+        train_gan.train(GCFG, DCFG, tcfg, data="sklearn_digits", workdir=str(tmp_path),
+                        total_kimg=0.001, log=lambda s: None)

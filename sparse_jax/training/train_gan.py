@@ -3,7 +3,9 @@
 One iteration = a G step, a D step and, every `d_reg_interval` iterations, a lazy R1 step, each on
 its own minibatch, as in the official training loop. Differences from the official recipe, chosen
 for a small CPU run: no path-length regulariser, no augmentation, real minibatches are drawn with
-replacement, and w_avg is updated in the G step only.
+replacement, and w_avg is updated in the G step only. One addition: `TrainConfig.pack` > 1 makes
+the discriminator a PacGAN one (it sees `pack` samples stacked as channels); without it the small
+MNIST generator collapsed to a single digit at every learning rate tried.
 
 Randomness: `jax.random.key(seed)` is split into init / loop / sample keys; every step derives its
 keys with `fold_in(loop_key, step)`, so a run resumed from a checkpoint continues exactly as an
@@ -52,6 +54,7 @@ class TrainConfig:
     ema_rampup: float | None = 0.05
     style_mixing_prob: float = 0.9
     w_avg_beta: float = 0.995
+    pack: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.d_reg_interval < 1:
             raise ValueError(f"d_reg_interval must be >= 1, got {self.d_reg_interval}")
+        if self.pack < 1 or self.batch % self.pack:
+            raise ValueError(f"pack must be >= 1 and divide batch ({self.batch}), got {self.pack}")
         if not 0.0 <= self.style_mixing_prob <= 1.0:
             raise ValueError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
 
@@ -132,6 +137,23 @@ def _sample_ws(gcfg: sg.GeneratorConfig, tcfg: TrainConfig, variables: Any, key:
     return ws, w_first
 
 
+def pack_images(images: jax.Array, pack: int) -> jax.Array:
+    """PacGAN packing: [N, C, H, W] -> [N / pack, pack * C, H, W] (consecutive samples together).
+
+    The discriminator then judges `pack` samples at once, so a generator that repeats itself is
+    easy to spot; this is what keeps the small MNIST generator from collapsing to one digit.
+    """
+    if pack == 1:
+        return images
+    n, c, h, w = images.shape
+    return images.reshape(n // pack, pack * c, h, w)
+
+
+def _discriminate(dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, d_params: Any,
+                  images: jax.Array) -> jax.Array:
+    return disc.discriminate(dcfg, d_params, pack_images(images, tcfg.pack))
+
+
 def _sample_reals(images: jax.Array, key: jax.Array, n: int) -> jax.Array:
     idx = jax.random.randint(key, (n,), 0, images.shape[0])
     return jnp.take(images, idx, axis=0)
@@ -147,7 +169,7 @@ def g_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
         variables = {"params": g_params, "buffers": state.g_buffers}
         ws, w_first = _sample_ws(gcfg, tcfg, variables, k_ws, tcfg.batch)
         fakes = sg.synthesize(gcfg, variables, ws, noise_mode="random", key=k_noise)
-        logits = disc.discriminate(dcfg, state.d_params, fakes)
+        logits = _discriminate(dcfg, tcfg, state.d_params, fakes)
         return losses.generator_loss(logits), (w_first, logits)
 
     (loss, (w_first, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -184,8 +206,8 @@ def d_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
     reals = _sample_reals(images, k_real, tcfg.batch)
 
     def loss_fn(d_params):
-        fake_logits = disc.discriminate(dcfg, d_params, fakes)
-        real_logits = disc.discriminate(dcfg, d_params, reals)
+        fake_logits = _discriminate(dcfg, tcfg, d_params, fakes)
+        real_logits = _discriminate(dcfg, tcfg, d_params, reals)
         return losses.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
 
     (loss, (real_l, fake_l)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
@@ -203,7 +225,7 @@ def d_reg_step(dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, state: GanStat
     reals = _sample_reals(images, k_real, tcfg.batch)
 
     def loss_fn(d_params):
-        r1, _ = losses.r1_penalty(lambda x: disc.discriminate(dcfg, d_params, x), reals)
+        r1, _ = losses.r1_penalty(lambda x: _discriminate(dcfg, tcfg, d_params, x), reals)
         return jnp.mean(r1) * (tcfg.r1_gamma / 2) * tcfg.d_reg_interval, jnp.mean(r1)
 
     (_, r1), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
@@ -357,9 +379,12 @@ def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainC
     Returns:
       the final state.
     """
-    if gcfg.img_channels != dcfg.img_channels or gcfg.img_resolution != dcfg.img_resolution:
-        raise ValueError(f"generator ({gcfg.img_channels}x{gcfg.img_resolution}) and discriminator "
-                         f"({dcfg.img_channels}x{dcfg.img_resolution}) image shapes differ")
+    if (gcfg.img_channels * tcfg.pack != dcfg.img_channels
+            or gcfg.img_resolution != dcfg.img_resolution):
+        raise ValueError(
+            f"discriminator input {dcfg.img_channels}x{dcfg.img_resolution} does not match the "
+            f"generator's {gcfg.img_channels}x{gcfg.img_resolution} images packed by "
+            f"{tcfg.pack} (expected {gcfg.img_channels * tcfg.pack}x{gcfg.img_resolution})")
     os.makedirs(workdir, exist_ok=True)
     _check_or_write_config(workdir, {"generator": gcfg.to_dict(), "discriminator": dcfg.to_dict(),
                                      "train": tcfg.to_dict(), "data": data})
