@@ -222,9 +222,9 @@ def main() -> None:
     ap.add_argument("--skip_faithful", action="store_true")
     ap.add_argument("--skip_big", action="store_true", help="skip n = 1,000,000")
     ap.add_argument("--skip_p512", action="store_true")
-    ap.add_argument("--search_max_p", type=int, default=512,
-                    help="run the target-sparsity search only up to this p (at p=2048 its "
-                         "grid's smallest gammas ran >10 min without converging)")
+    ap.add_argument("--search_max_p", type=int, default=4096,
+                    help="run the target-sparsity search only up to this p (above it, a fixed "
+                         "gamma of 0.7 sqrt(pk) instead)")
     ap.add_argument("--skip_p2048", action="store_true")
     ap.add_argument("--big_n", type=int, default=1_000_000)
     ap.add_argument("--json_out", default="", help="also write the rows as JSON here")
