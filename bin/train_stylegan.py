@@ -34,7 +34,7 @@ _MAPPING = flags.DEFINE_integer("mapping_layers", 2, "Mapping network depth.")
 _MBSTD = flags.DEFINE_integer("mbstd_group", 4, "Minibatch-std group size (the official cifar "
                               "config uses 32: a larger group sees more of the batch's variety).")
 _D_CBASE = flags.DEFINE_integer("d_channel_base", None, "Discriminator channel_base (default: "
-                                 "--channel_base); a wider D notices missing modes sooner.")
+                                 "--channel_base).")
 _D_CMAX = flags.DEFINE_integer("d_channel_max", None, "Discriminator channel_max (default: "
                                "--channel_max).")
 _MBSTD_CH = flags.DEFINE_integer("mbstd_channels", 1, "Minibatch-std statistics channels.")

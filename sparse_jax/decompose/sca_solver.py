@@ -338,7 +338,8 @@ def solve(x, gamma, eps, init_u, init_v, cfg: Config, batched: bool):
 def _search_gamma(pre: Prepared, target, eps, cfg: Config):
     """(gamma, final state) whose fraction of zero loadings is closest to `target`.
 
-    `_SEARCH_ROUNDS` rounds of `_SEARCH_POINTS` gammas solved in one vmapped call: the first grid
+    `_SEARCH_ROUNDS` rounds of `_SEARCH_POINTS` gammas, each solved for at most
+    `_SEARCH_MAX_SWEEPS` sweeps in one vmapped call: the first grid
     is geometric over [k/2, k sqrt(p)], each next one linear inside the bracket where the
     sparsity crosses the target (so the bracket shrinks ~11x a round). The best solution seen is
     kept; a gamma that kills a loading column counts as sparsity 1 and is never chosen. The

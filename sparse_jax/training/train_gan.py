@@ -141,7 +141,7 @@ def pack_images(images: jax.Array, pack: int) -> jax.Array:
     """PacGAN packing: [N, C, H, W] -> [N / pack, pack * C, H, W] (consecutive samples together).
 
     The discriminator then judges `pack` samples at once, so a generator that repeats itself is
-    easy to spot; this is what keeps the small MNIST generator from collapsing to one digit.
+    easy to spot (on MNIST, pack 4 removed the single-digit collapse of plain runs).
     """
     if pack == 1:
         return images
