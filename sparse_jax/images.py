@@ -15,13 +15,18 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.transpose(x, (0, 2, 3, 1))
 
 
-def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
-    """NCHW float images -> one [H', W', C] uint8 grid (C = 1 or 3), rows filled first."""
+def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1,
+              pad_value: int = 255) -> np.ndarray:
+    """NCHW float images -> one [H', W', C] uint8 grid (C = 1 or 3), rows filled first.
+
+    `pad` pixels of `pad_value` separate the tiles and frame the grid; missing tiles in the last
+    row are left at `pad_value`.
+    """
     x = to_uint8(images)
     n, h, w, c = x.shape
     ncols = ncols or int(math.ceil(math.sqrt(n)))
     nrows = int(math.ceil(n / ncols))
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), pad_value, np.uint8)
     for i in range(n):
         r, col = divmod(i, ncols)
         y0, x0 = pad + r * (h + pad), pad + col * (w + pad)

@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from sparse_jax import images as images_lib
+
 _PAD = 2  # pixels between tiles of a walk grid
 
 
@@ -35,15 +37,14 @@ def to_display(images: np.ndarray) -> np.ndarray:
 
 def mosaic(images: np.ndarray) -> np.ndarray:
     """[R, K, C, H, W] in [-1, 1] -> one [R*(H+pad)-pad, K*(W+pad)-pad, 3] image in [0, 1]."""
-    x = to_display(images)
+    x = np.asarray(images, np.float32)
     if x.ndim != 5:
         raise ValueError(f"images: expected [rows, cols, C, H, W], got {np.shape(images)}")
-    rows, cols, h, w, _ = x.shape
-    out = np.ones((rows * (h + _PAD) - _PAD, cols * (w + _PAD) - _PAD, 3), np.float32)
-    for r in range(rows):
-        for c in range(cols):
-            out[r * (h + _PAD):r * (h + _PAD) + h, c * (w + _PAD):c * (w + _PAD) + w] = x[r, c]
-    return out
+    rows, cols = x.shape[:2]
+    to_display(x[:1, :1])  # validates the channel count with its message
+    grid = images_lib.make_grid(x.reshape(rows * cols, *x.shape[2:]), ncols=cols, pad=_PAD)
+    grid = grid[_PAD:-_PAD, _PAD:-_PAD].astype(np.float32) / 255.0
+    return np.repeat(grid, 3, axis=-1) if grid.shape[-1] == 1 else grid
 
 
 def walk_grid(images: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],

@@ -144,12 +144,15 @@ def test_resume_matches_uninterrupted_run_on_sklearn_digits(tmp_path):
                         total_kimg=1, **kw)
 
 
-def test_image_grid():
-    x = np.full((3, 1, 2, 2), -1.0, np.float32)
-    x[1] = 1.0
-    grid = train_gan.image_grid(x, cols=2)
-    assert grid.shape == (4, 4) and grid.dtype == np.uint8
-    assert grid[0, 2] == 255 and grid[0, 0] == 0 and grid[3, 3] == 0
+def test_sample_grid_is_written_as_png(tmp_path):
+    gcfg = GCFG
+    state = train_gan.init_state(jax.random.key(0), gcfg, DCFG, train_gan.TrainConfig(batch=8))
+    steps = train_gan.make_steps(gcfg, DCFG, train_gan.TrainConfig(batch=8))
+    z = jax.random.normal(jax.random.key(1), (3, gcfg.z_dim))
+    train_gan.write_sample_grid(str(tmp_path), steps, state, z, nimg=4000)
+    for name in ("fakes000004.png", "latest.png"):
+        with open(tmp_path / "samples" / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pack_images_groups_consecutive_samples_as_channels():
@@ -176,3 +179,15 @@ def test_packed_discriminator_trains_and_rejects_unpacked_config(tmp_path):
     with pytest.raises(ValueError, match="packed by 2"):
         train_gan.train(GCFG, DCFG, tcfg, data="sklearn_digits", workdir=str(tmp_path),
                         total_kimg=0.001, log=lambda s: None)
+
+
+def test_make_grid_layout_without_padding():
+    from sparse_jax import images
+
+    x = np.full((3, 1, 2, 2), -1.0, np.float32)
+    x[1] = 1.0
+    grid = images.make_grid(x, ncols=2, pad=0)
+    chex.assert_shape(grid, (4, 4, 1))
+    assert grid.dtype == np.uint8
+    assert grid[0, 2, 0] == 255 and grid[0, 0, 0] == 0 and grid[3, 3, 0] == 255  # empty tile
+    assert images.make_grid(x, ncols=2, pad=0, pad_value=0)[3, 3, 0] == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import json
 import math
 import os
@@ -29,6 +28,7 @@ import numpy as np
 import optax
 
 from sparse_jax import data as data_lib
+from sparse_jax import images as images_lib
 from sparse_jax import io as io_lib
 from sparse_jax.models import discriminator as disc
 from sparse_jax.models import stylegan2 as sg
@@ -294,25 +294,6 @@ def load_training_images(spec: str, resolution: int, channels: int) -> np.ndarra
     return data_lib.to_model_images(images, resolution=resolution, channels=channels)
 
 
-def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
-    """[N, C, H, W] floats in [-1, 1] -> uint8 grid [rows*H, cols*W] (C=1) or [.., .., 3]."""
-    n, c, h, w = images.shape
-    rows = math.ceil(n / cols)
-    x = np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    pad = np.zeros((rows * cols - n, c, h, w), np.uint8)
-    x = np.concatenate([x, pad]).reshape(rows, cols, c, h, w).transpose(0, 3, 1, 4, 2)
-    x = x.reshape(rows * h, cols * w, c)
-    return x[..., 0] if c == 1 else x
-
-
-def write_png(path: str, grid: np.ndarray) -> None:
-    import matplotlib.image
-
-    buf = io.BytesIO()
-    matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0, vmax=255, format="png")
-    io_lib.write_bytes(path, buf.getvalue())
-
-
 def _checkpoint_manager(workdir: str, max_to_keep: int = 2):
     import orbax.checkpoint as ocp
 
@@ -439,10 +420,11 @@ def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainC
 
 def write_sample_grid(workdir: str, steps: Steps, state: GanState, grid_z: jax.Array,
                       nimg: int) -> None:
-    grid = image_grid(np.asarray(steps.sample(state, grid_z)), cols=8)
+    png = images_lib.png_bytes(
+        images_lib.make_grid(np.asarray(steps.sample(state, grid_z)), ncols=8, pad=0))
     folder = os.path.join(workdir, "samples")
-    write_png(os.path.join(folder, f"fakes{nimg // 1000:06d}.png"), grid)
-    write_png(os.path.join(folder, "latest.png"), grid)
+    io_lib.write_bytes(os.path.join(folder, f"fakes{nimg // 1000:06d}.png"), png)
+    io_lib.write_bytes(os.path.join(folder, "latest.png"), png)
 
 
 def export_generator(path: str, gcfg: sg.GeneratorConfig, state: GanState) -> None:
