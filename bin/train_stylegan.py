@@ -47,6 +47,9 @@ _GLR = flags.DEFINE_float("g_lr", 0.001, "Generator Adam lr (0.0025 collapsed on
 _DLR = flags.DEFINE_float("d_lr", 0.001, "Discriminator Adam learning rate.")
 _EMA_KIMG = flags.DEFINE_float("ema_kimg", 10.0, "EMA generator half-life in thousand images.")
 _MIXING = flags.DEFINE_float("style_mixing_prob", 0.0, "Style-mixing regularisation probability.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Start a new --workdir from another run's latest checkpoint (same networks; "
+    "optimisation flags may differ, e.g. a lower learning rate). Ignored when resuming.")
 _CKPT_MIN = flags.DEFINE_float("checkpoint_minutes", 5.0, "Minutes between checkpoints.")
 _SAMPLE_EVERY = flags.DEFINE_integer("sample_every", 250, "Iterations between sample grids.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Iterations between log lines.")
@@ -72,7 +75,7 @@ def main(argv):
         gcfg, dcfg, tcfg, data=_DATA.value, workdir=_WORKDIR.value, total_kimg=_TOTAL_KIMG.value,
         minutes=_MINUTES.value, checkpoint_minutes=_CKPT_MIN.value,
         sample_every=_SAMPLE_EVERY.value, log_every=_LOG_EVERY.value, export_dir=_EXPORT.value,
-        log=lambda s: print(s, flush=True))
+        init_from=_INIT_FROM.value, log=lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":

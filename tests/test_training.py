@@ -1,4 +1,5 @@
 """Tests for the StyleGAN2 discriminator, losses and training loop (tiny configs)."""
+import dataclasses
 import json
 import os
 
@@ -191,3 +192,30 @@ def test_make_grid_layout_without_padding():
     assert grid.dtype == np.uint8
     assert grid[0, 2, 0] == 255 and grid[0, 0, 0] == 0 and grid[3, 3, 0] == 255  # empty tile
     assert images.make_grid(x, ncols=2, pad=0, pad_value=0)[3, 3, 0] == 0
+
+
+def test_init_from_starts_a_new_run_from_another_runs_state(tmp_path):
+    kw = dict(data="sklearn_digits", checkpoint_minutes=1e9, sample_every=100, log_every=2,
+              log=lambda s: None)
+    kimg = lambda steps: steps * TCFG.batch / 1000
+    first = train_gan.train(GCFG, DCFG, TCFG, workdir=str(tmp_path / "a"), total_kimg=kimg(2), **kw)
+    slower = dataclasses.replace(TCFG, g_lr=TCFG.g_lr / 10, d_lr=TCFG.d_lr / 10)
+    # zero further steps: the new run's state is exactly the first run's latest one
+    same = train_gan.train(GCFG, DCFG, slower, workdir=str(tmp_path / "b"), total_kimg=kimg(2),
+                           init_from=str(tmp_path / "a"), **kw)
+    chex.assert_trees_all_close(jax.device_get(same), jax.device_get(first))
+    more = train_gan.train(GCFG, DCFG, slower, workdir=str(tmp_path / "b"), total_kimg=kimg(3),
+                           init_from=str(tmp_path / "a"), **kw)
+    assert int(more.step) == 3
+    with open(tmp_path / "b" / "train_config.json") as f:
+        stored = json.load(f)
+    assert stored["init_from"] == str(tmp_path / "a") and stored["train"]["g_lr"] == slower.g_lr
+    # other networks, or a folder that is not a run, are refused with the path in the message
+    wide = disc.DiscriminatorConfig(img_resolution=8, img_channels=1, channel_base=128,
+                                    channel_max=16)
+    with pytest.raises(ValueError, match="discriminator differs"):
+        train_gan.train(GCFG, wide, TCFG, workdir=str(tmp_path / "c"), total_kimg=kimg(3),
+                        init_from=str(tmp_path / "a"), **kw)
+    with pytest.raises(FileNotFoundError, match="train_config.json"):
+        train_gan.train(GCFG, DCFG, TCFG, workdir=str(tmp_path / "d"), total_kimg=kimg(3),
+                        init_from=str(tmp_path / "nothing"), **kw)

@@ -318,6 +318,32 @@ def restore_or_init(workdir: str, gcfg: sg.GeneratorConfig, dcfg: disc.Discrimin
     return mngr.restore(latest, args=ocp.args.StandardRestore(abstract))
 
 
+def restore_from_run(workdir: str, gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig,
+                     tcfg: TrainConfig) -> GanState:
+    """The latest state of the run in `workdir`, which must have the same G and D configs.
+
+    Raises:
+      FileNotFoundError: `workdir` has no train_config.json or no checkpoint.
+      ValueError: its networks differ from `gcfg` / `dcfg`.
+    """
+    path = os.path.join(workdir, _CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: not found; --init_from must name a training workdir")
+    with open(path) as f:
+        stored = json.load(f)
+    asked = json.loads(json.dumps({"generator": gcfg.to_dict(), "discriminator": dcfg.to_dict()}))
+    for part in ("generator", "discriminator"):
+        if stored.get(part) != asked[part]:
+            raise ValueError(
+                f"{path}: its {part} differs from this run's; --init_from needs the same "
+                f"networks.\n  stored: {stored.get(part)}\n  asked:  {asked[part]}")
+    mngr = _checkpoint_manager(workdir)
+    if mngr.latest_step() is None:
+        raise FileNotFoundError(
+            f"{os.path.join(workdir, 'checkpoints')}: no checkpoint to start from")
+    return restore_or_init(workdir, gcfg, dcfg, tcfg, mngr)
+
+
 def save_checkpoint(mngr: Any, state: GanState) -> None:
     import orbax.checkpoint as ocp
 
@@ -342,7 +368,8 @@ def _check_or_write_config(workdir: str, config: dict[str, Any]) -> None:
 def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, *,
           data: str, workdir: str, total_kimg: float, minutes: float | None = None,
           checkpoint_minutes: float = 5.0, sample_every: int = 500, log_every: int = 100,
-          export_dir: str | None = None, log: Callable[[str], None] = print) -> GanState:
+          export_dir: str | None = None, init_from: str | None = None,
+          log: Callable[[str], None] = print) -> GanState:
     """Trains (or resumes) a StyleGAN2 until `total_kimg` thousand images or `minutes` of wall time.
 
     Args:
@@ -355,6 +382,10 @@ def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainC
       sample_every: iterations between sample grids (EMA generator, fixed z, const noise).
       log_every: iterations between log lines.
       export_dir: if set, the EMA generator is written there with `save_generator` at the end.
+      init_from: another run's workdir with the same generator and discriminator; a workdir
+        without a checkpoint starts from that run's latest state (weights, EMA, Adam moments and
+        step) instead of a fresh one, so a run can continue with other optimisation settings
+        (for example a lower learning rate). Ignored once `workdir` has its own checkpoint.
       log: line logger.
 
     Returns:
@@ -367,8 +398,11 @@ def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainC
             f"generator's {gcfg.img_channels}x{gcfg.img_resolution} images packed by "
             f"{tcfg.pack} (expected {gcfg.img_channels * tcfg.pack}x{gcfg.img_resolution})")
     os.makedirs(workdir, exist_ok=True)
-    _check_or_write_config(workdir, {"generator": gcfg.to_dict(), "discriminator": dcfg.to_dict(),
-                                     "train": tcfg.to_dict(), "data": data})
+    config = {"generator": gcfg.to_dict(), "discriminator": dcfg.to_dict(),
+              "train": tcfg.to_dict(), "data": data}
+    if init_from is not None:
+        config["init_from"] = os.path.abspath(init_from)
+    _check_or_write_config(workdir, config)
     images = jnp.asarray(load_training_images(data, gcfg.img_resolution, gcfg.img_channels))
     log(f"data {data}: {images.shape[0]} images {tuple(images.shape[1:])}")
 
@@ -376,7 +410,11 @@ def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainC
     loop_key = jax.random.fold_in(root, 1)
     grid_z = jax.random.normal(jax.random.fold_in(root, 2), (64, gcfg.z_dim))
     mngr = _checkpoint_manager(workdir)
-    state = restore_or_init(workdir, gcfg, dcfg, tcfg, mngr)
+    if init_from is not None and mngr.latest_step() is None:
+        state = restore_from_run(init_from, gcfg, dcfg, tcfg)
+        log(f"starting from {init_from} at step {int(state.step)}")
+    else:
+        state = restore_or_init(workdir, gcfg, dcfg, tcfg, mngr)
     progress = _read_progress(workdir)
     steps = make_steps(gcfg, dcfg, tcfg)
     log(f"G {sg.num_params({'params': state.g_params})} params, "
