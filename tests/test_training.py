@@ -146,10 +146,10 @@ def test_resume_matches_uninterrupted_run_on_sklearn_digits(tmp_path):
 
 
 def test_sample_grid_is_written_as_png(tmp_path):
-    gcfg = GCFG
-    state = train_gan.init_state(jax.random.key(0), gcfg, DCFG, train_gan.TrainConfig(batch=8))
-    steps = train_gan.make_steps(gcfg, DCFG, train_gan.TrainConfig(batch=8))
-    z = jax.random.normal(jax.random.key(1), (3, gcfg.z_dim))
+    tcfg = train_gan.TrainConfig(batch=8)
+    state = train_gan.init_state(jax.random.key(0), GCFG, DCFG, tcfg)
+    steps = train_gan.make_steps(GCFG, DCFG, tcfg)
+    z = jax.random.normal(jax.random.key(1), (3, GCFG.z_dim))
     train_gan.write_sample_grid(str(tmp_path), steps, state, z, nimg=4000)
     for name in ("fakes000004.png", "latest.png"):
         with open(tmp_path / "samples" / name, "rb") as f:

@@ -327,11 +327,10 @@ def restore_from_run(workdir: str, gcfg: sg.GeneratorConfig, dcfg: disc.Discrimi
       ValueError: its networks differ from `gcfg` / `dcfg`.
     """
     path = os.path.join(workdir, _CONFIG_FILE)
-    if not os.path.exists(path):
+    stored = _stored_config(workdir)
+    if stored is None:
         raise FileNotFoundError(f"{path}: not found; --init_from must name a training workdir")
-    with open(path) as f:
-        stored = json.load(f)
-    asked = json.loads(json.dumps({"generator": gcfg.to_dict(), "discriminator": dcfg.to_dict()}))
+    asked = _as_json({"generator": gcfg.to_dict(), "discriminator": dcfg.to_dict()})
     for part in ("generator", "discriminator"):
         if stored.get(part) != asked[part]:
             raise ValueError(
@@ -351,18 +350,29 @@ def save_checkpoint(mngr: Any, state: GanState) -> None:
     mngr.wait_until_finished()
 
 
+def _as_json(config: dict[str, Any]) -> Any:
+    """`config` as it reads back from JSON (tuples become lists), to compare with a stored one."""
+    return json.loads(json.dumps(config))
+
+
+def _stored_config(workdir: str) -> dict[str, Any] | None:
+    path = os.path.join(workdir, _CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def _check_or_write_config(workdir: str, config: dict[str, Any]) -> None:
     path = os.path.join(workdir, _CONFIG_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        if old != json.loads(json.dumps(config)):
-            raise ValueError(
-                f"{path}: workdir holds a run with a different configuration; use a new "
-                f"--workdir.\n"
-                f"  stored: {old}\n  asked:  {config}")
-    else:
+    old = _stored_config(workdir)
+    if old is None:
         io_lib.write_json(path, config)
+    elif old != _as_json(config):
+        raise ValueError(
+            f"{path}: workdir holds a run with a different configuration; use a new "
+            f"--workdir.\n"
+            f"  stored: {old}\n  asked:  {config}")
 
 
 def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, *,
