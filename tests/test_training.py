@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from sparse_jax import checkpoints
+from sparse_jax.models import conv_ops
 from sparse_jax.models import discriminator as disc
 from sparse_jax.models import stylegan2 as sg
-from sparse_jax.training import fast_ops, losses, train_gan
+from sparse_jax.training import losses, train_gan
 
 GCFG = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=8, img_channels=1, mapping_layers=2,
                           channel_base=64, channel_max=16)
@@ -57,15 +58,48 @@ def test_minibatch_std_groups():
 
 
 @pytest.mark.parametrize("pad,stride", [(1, 1), (0, 2), (2, 2)])
-def test_conv2d_matches_lax(pad, stride):
+@pytest.mark.parametrize("conv_impl", conv_ops.CONV_IMPLS)
+def test_conv2d_matches_lax(pad, stride, conv_impl):
     x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
     w = jax.random.normal(jax.random.key(1), (5, 3, 3, 3))
     want = jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad)] * 2,
                                         dimension_numbers=("NHWC", "OIHW", "NHWC"))
-    np.testing.assert_allclose(disc.conv2d(x, w, pad, stride), want, atol=1e-4)
+    got = conv_ops.conv2d(x, w, pad, stride, conv_impl=conv_impl)
+    chex.assert_shape(got, want.shape)
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_fast_ops_match_generator():
+@pytest.mark.parametrize("conv_impl", conv_ops.CONV_IMPLS)
+def test_transposed_conv_matches_zero_insertion(conv_impl):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 5, 3))
+    w = jax.random.normal(jax.random.key(1), (4, 3, 3, 3))
+    # conv_transpose2d(stride 2) = zero insertion, then a full correlation with the flipped kernel
+    z = jnp.zeros((2, 9, 9, 3)).at[:, ::2, ::2].set(x)
+    want = jax.lax.conv_general_dilated(z, w[:, :, ::-1, ::-1], (1, 1), [(2, 2)] * 2,
+                                        dimension_numbers=("NHWC", "OIHW", "NHWC"))
+    got = conv_ops.transposed_conv3x3_stride2(x, w, conv_impl)
+    chex.assert_shape(got, (2, 11, 11, 4))
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_discriminator_same_with_either_conv_impl():
+    dcfg = disc.DiscriminatorConfig(img_resolution=16, img_channels=2, channel_base=128,
+                                    channel_max=16)
+    params = disc.init_discriminator(jax.random.key(0), dcfg)
+    img = jax.random.normal(jax.random.key(1), (4, 2, 16, 16))
+    want = disc.discriminate(dcfg, params, img, "xla")
+    np.testing.assert_allclose(disc.discriminate(dcfg, params, img, "matmul"), want,
+                               atol=1e-4 * (1.0 + float(jnp.max(jnp.abs(want)))))
+    with pytest.raises(ValueError, match="conv_impl"):
+        disc.discriminate(dcfg, params, img, "fast")
+
+
+def test_conv_impl_rejected_by_name():
+    with pytest.raises(ValueError, match="conv_impl"):
+        conv_ops.conv2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((1, 1, 3, 3)), 1, conv_impl="cudnn")
+
+
+def test_matmul_convs_give_the_same_generator_and_gradients():
     cfg = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, img_channels=1,
                              mapping_layers=2, channel_base=128, channel_max=16)
     v = sg.init_generator(jax.random.key(0), cfg)
@@ -73,11 +107,22 @@ def test_fast_ops_match_generator():
     keys = jax.random.split(jax.random.key(1), len(leaves))
     v["params"] = jax.tree_util.tree_unflatten(
         tdef, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
-    z = jax.random.normal(jax.random.key(2), (3, 16))
-    want = sg.generate(cfg, v, z)
-    with fast_ops.generator_fast_ops():
-        got = sg.generate(cfg, v, z)
+    ws = sg.map_latents(cfg, v, jax.random.normal(jax.random.key(2), (3, 16)))
+
+    def loss(params, conv_impl):
+        img = sg.synthesize(cfg, {"params": params, "buffers": v["buffers"]}, ws,
+                            conv_impl=conv_impl)
+        return jnp.sum(jnp.sin(img)), img
+
+    (_, want), g_want = jax.value_and_grad(loss, has_aux=True)(v["params"], "xla")
+    (_, got), g_got = jax.value_and_grad(loss, has_aux=True)(v["params"], "matmul")
     np.testing.assert_allclose(got, want, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+    chex.assert_trees_all_equal_shapes(g_got, g_want)
+    for a, b in zip(jax.tree_util.tree_leaves(g_got), jax.tree_util.tree_leaves(g_want),
+                    strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3 * (float(jnp.max(jnp.abs(b))) + 1e-6))
+    with pytest.raises(ValueError, match="conv_impl"):
+        sg.synthesize(cfg, v, ws, conv_impl="fast")
 
 
 def test_losses():

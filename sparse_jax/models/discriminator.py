@@ -12,7 +12,7 @@ CONV = {'weight': [O, I, k, k], 'bias': [O]}
 
 Equalized learning rate: weights are stored as unit normals and scaled by 1/sqrt(fan_in) at run
 time, so plain Adam on the stored values gives the official training dynamics. Images come in
-NCHW; the layers run in NHWC with im2col convolutions (fast on CPU).
+NCHW; the layers run in NHWC, with XLA or im2col convolutions (`conv_impl`, see `conv_ops`).
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from sparse_jax.models.conv_ops import check_conv_impl, conv2d
 
 Params = dict[str, Any]
 
@@ -124,13 +126,15 @@ def _param_shapes(cfg: DiscriminatorConfig) -> dict[str, Any]:
     return tree
 
 
-def discriminate(cfg: DiscriminatorConfig, params: Params, img: jax.Array) -> jax.Array:
+def discriminate(cfg: DiscriminatorConfig, params: Params, img: jax.Array,
+                 conv_impl: str = "xla") -> jax.Array:
     """Real/fake logits.
 
     Args:
       cfg: the configuration (static).
       params: from `init_discriminator`.
       img: float32 [N, img_channels, R, R], nominal range [-1, 1].
+      conv_impl: "xla" or "matmul" (im2col, faster on CPU; see `conv_ops`).
 
     Returns:
       float32 [N] logits (positive = judged real).
@@ -138,21 +142,22 @@ def discriminate(cfg: DiscriminatorConfig, params: Params, img: jax.Array) -> ja
     r, c = cfg.img_resolution, cfg.img_channels
     if img.ndim != 4 or img.shape[1:] != (c, r, r):
         raise ValueError(f"discriminator expects images [N, {c}, {r}, {r}], got {img.shape}")
+    check_conv_impl(conv_impl)
     x = jnp.transpose(img, (0, 2, 3, 1))
     for res in cfg.block_resolutions:
         p = params[f"b{res}"]
         if "fromrgb" in p:
-            x = _conv_layer(x, p["fromrgb"], act=True)
+            x = _conv_layer(x, p["fromrgb"], conv_impl, act=True)
         # Residual block; both branches carry gain sqrt(0.5) so their sum keeps unit variance.
-        y = _conv_layer(x, p["skip"], act=False, down=True, gain=math.sqrt(0.5))
-        x = _conv_layer(x, p["conv0"], act=True)
-        x = _conv_layer(x, p["conv1"], act=True, down=True, gain=math.sqrt(0.5))
+        y = _conv_layer(x, p["skip"], conv_impl, act=False, down=True, gain=math.sqrt(0.5))
+        x = _conv_layer(x, p["conv0"], conv_impl, act=True)
+        x = _conv_layer(x, p["conv1"], conv_impl, act=True, down=True, gain=math.sqrt(0.5))
         x = x + y
     p = params["b4"]
     if "fromrgb" in p:
-        x = _conv_layer(x, p["fromrgb"], act=True)
+        x = _conv_layer(x, p["fromrgb"], conv_impl, act=True)
     x = minibatch_std(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
-    x = _conv_layer(x, p["conv"], act=True)
+    x = _conv_layer(x, p["conv"], conv_impl, act=True)
     x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # official NCHW flatten order
     x = _dense(x, p["fc"], act=True)
     x = _dense(x, p["out"], act=False)
@@ -186,7 +191,7 @@ def minibatch_std(x: jax.Array, group_size: int, num_channels: int) -> jax.Array
     return jnp.concatenate([x, y], axis=-1)
 
 
-def _conv_layer(x: jax.Array, p: Params, *, act: bool, down: bool = False,
+def _conv_layer(x: jax.Array, p: Params, conv_impl: str, *, act: bool, down: bool = False,
                 gain: float = 1.0) -> jax.Array:
     """Equalized-lr conv (+ bias, lrelu*sqrt2, gain); down=True is conv2d_resample with down=2."""
     w = p["weight"]
@@ -198,9 +203,9 @@ def _conv_layer(x: jax.Array, p: Params, *, act: bool, down: bool = False,
         x = jnp.einsum("nhwi,oi->nhwo", x, w[:, :, 0, 0])
     elif down:
         # Blur with padding 2 (kernel padding 1 + filter adjustment), then stride-2 valid conv.
-        x = conv2d(_fir(x, pad=2, down=1), w, pad=0, stride=2)
+        x = conv2d(_fir(x, pad=2, down=1), w, pad=0, stride=2, conv_impl=conv_impl)
     else:
-        x = conv2d(x, w, pad=k // 2)
+        x = conv2d(x, w, pad=k // 2, conv_impl=conv_impl)
     if "bias" in p:
         x = x + p["bias"]
     if act:
@@ -208,34 +213,6 @@ def _conv_layer(x: jax.Array, p: Params, *, act: bool, down: bool = False,
     elif gain != 1.0:
         x = x * gain
     return x
-
-
-def conv2d(x: jax.Array, weight_oihw: jax.Array, pad: int, stride: int = 1) -> jax.Array:
-    """Cross-correlation of NHWC x with an OIHW kernel via im2col + matmul.
-
-    XLA's CPU convolutions (and especially their weight gradients) are several times slower than
-    one matmul over nine shifted slices at these small channel counts.
-
-    Args:
-      x: [N, H, W, I].
-      weight_oihw: [O, I, k, k].
-      pad: zero padding on every side.
-      stride: output stride.
-
-    Returns:
-      [N, (H + 2 pad - k) // stride + 1, (W + 2 pad - k) // stride + 1, O].
-    """
-    o, i, k, _ = weight_oihw.shape
-    if pad:
-        x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    h = (x.shape[1] - k) // stride + 1
-    w = (x.shape[2] - k) // stride + 1
-    cols = [jax.lax.slice(x, (0, a, b, 0), (x.shape[0], a + (h - 1) * stride + 1,
-                                            b + (w - 1) * stride + 1, i), (1, stride, stride, 1))
-            for a in range(k) for b in range(k)]
-    cols = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-    kernel = jnp.transpose(weight_oihw, (2, 3, 1, 0)).reshape(k * k * i, o)
-    return cols @ kernel
 
 
 def _dense(x: jax.Array, p: Params, *, act: bool) -> jax.Array:

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparse_jax.models import conv_ops
+
 NOISE_MODES = ("const", "none", "random")
 _SQRT2 = math.sqrt(2.0)
 # The standard StyleGAN2 resample filter [1,3,3,1] (outer product, normalised to sum 1).
@@ -201,54 +203,20 @@ def _fir_pad1(x):
     return _shift_sum(x, 2, _FIR_TAPS_UP, (1, 1))
 
 
-def _transposed_conv3x3_stride2(x, weight):
-    """conv_transpose2d(x, W^T, stride=2, padding=0) as one 2x2 polyphase conv.
-
-    x [N,H,W,I] NHWC, weight [O,I,3,3] -> [N,2H+1,2W+1,O]. On the zero-inserted input only taps
-    of matching parity touch data: even outputs use flipped taps (0, 2), odd ones tap 1. All four
-    phases run as a single 2x2 convolution with 4*O outputs, followed by a depth-to-space.
-    """
-    o, i = weight.shape[:2]
-    kf = weight[:, :, ::-1, ::-1]  # correlation form of the transposed conv
-    # rows/cols of the 2x2 phase kernels: phase 0 <- taps (0, 2); phase 1 <- (none, 1)
-    taps = {0: (0, 2), 1: (None, 1)}
-    phases = []
-    for a in (0, 1):
-        for b in (0, 1):
-            rows = []
-            for ta in taps[a]:
-                cols = []
-                for tb in taps[b]:
-                    if ta is None or tb is None:
-                        cols.append(jnp.zeros((o, i), weight.dtype))
-                    else:
-                        cols.append(kf[:, :, ta, tb])
-                rows.append(jnp.stack(cols, axis=-1))
-            phases.append(jnp.stack(rows, axis=-2))  # [O,I,2,2]
-    kernel = jnp.concatenate(phases, axis=0)  # [4O,I,2,2], phase-major
-    kernel = jnp.transpose(kernel, (2, 3, 1, 0))  # HWIO
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(1, 1), (1, 1)],
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    n, h1, w1, _ = y.shape  # h1 = H + 1
-    y = y.reshape(n, h1, w1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h1, 2 * w1, o)
-    return y[:, :2 * h1 - 1, :2 * w1 - 1]
-
-
 def _affine(w, weight, bias):
     """FullyConnectedLayer with lr multiplier 1 (style affine): [N,w_dim] -> [N,out]."""
     return w @ (weight * (1.0 / math.sqrt(weight.shape[1]))).T + bias
 
 
-def _modulated_conv(x, weight, styles, *, up: bool, demodulate: bool = True):
+def _modulated_conv(x, weight, styles, *, up: bool, demodulate: bool = True,
+                    conv_impl: str = "xla"):
     """Non-fused modulated 3x3 conv. x [N,H,W,I] NHWC, weight [O,I,3,3], styles [N,I]."""
     x = x * styles[:, None, None, :].astype(x.dtype)
     if up:
         # Transposed conv (stride 2) -> 2H+1, then the FIR with padding 1 -> 2H.
-        x = _fir_pad1(_transposed_conv3x3_stride2(x, weight))
+        x = _fir_pad1(conv_ops.transposed_conv3x3_stride2(x, weight, conv_impl))
     else:
-        kernel = jnp.transpose(weight, (2, 3, 1, 0))
-        x = jax.lax.conv_general_dilated(
-            x, kernel, (1, 1), [(1, 1), (1, 1)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x = conv_ops.conv2d(x, weight, pad=1, conv_impl=conv_impl)
     if demodulate:
         wsq = jnp.sum(jnp.square(weight), axis=(2, 3))  # [O,I]
         dcoefs = jax.lax.rsqrt(jnp.square(styles) @ wsq.T + 1e-8)  # [N,O]
@@ -333,6 +301,7 @@ class SynthesisLayer(nn.Module):
     resolution: int
     up: bool
     conv_clamp: float | None
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, w, noise_mode: str):
@@ -345,7 +314,7 @@ class SynthesisLayer(nn.Module):
         noise_const = self.variable(
             "buffers", "noise_const",
             lambda: jax.random.normal(self.make_rng("params"), (self.resolution,) * 2))
-        x = _modulated_conv(x, weight, styles, up=self.up)
+        x = _modulated_conv(x, weight, styles, up=self.up, conv_impl=self.conv_impl)
         if noise_mode == "const":
             x = x + (noise_const.value * noise_strength)[None, :, :, None]
         elif noise_mode == "random":
@@ -379,6 +348,7 @@ class SynthesisBlock(nn.Module):
 
     cfg: GeneratorConfig
     res: int
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, img, ws, noise_mode: str, layers: tuple[str, ...]):
@@ -398,7 +368,8 @@ class SynthesisBlock(nn.Module):
                                  (ws.shape[0], 4, 4, c_out))
         for conv in (("conv1",) if res == 4 else ("conv0", "conv1")):
             layer = SynthesisLayer(x.shape[-1], c_out, cfg.w_dim, res, up=(conv == "conv0"),
-                                   conv_clamp=cfg.conv_clamp, name=conv)
+                                   conv_clamp=cfg.conv_clamp, conv_impl=self.conv_impl,
+                                   name=conv)
             x, styles = layer(x, ws[:, ws_slot(cfg, res, conv)], noise_mode)
             keep(f"{blk}.{conv}.affine", styles)
             keep(f"{blk}.{conv}", x)
@@ -414,6 +385,7 @@ class SynthesisBlock(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     cfg: GeneratorConfig
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, ws, noise_mode: str = "const", layers: tuple[str, ...] = (),
@@ -424,7 +396,7 @@ class SynthesisNetwork(nn.Module):
         for res in self.cfg.block_resolutions:
             if stop_res is not None and res > stop_res:
                 break
-            x, img, block_acts = SynthesisBlock(self.cfg, res, name=f"b{res}")(
+            x, img, block_acts = SynthesisBlock(self.cfg, res, self.conv_impl, name=f"b{res}")(
                 x, img, ws, noise_mode, layers)
             acts.update(block_acts)
         return img, acts
@@ -434,10 +406,11 @@ class StyleGAN2Generator(nn.Module):
     """Mapping + synthesis. Use the module-level functions below rather than `apply` directly."""
 
     cfg: GeneratorConfig
+    conv_impl: str = "xla"  # see `conv_ops`; not part of the parameters
 
     def setup(self):
         self.mapping = MappingNetwork(self.cfg)
-        self.synthesis = SynthesisNetwork(self.cfg)
+        self.synthesis = SynthesisNetwork(self.cfg, self.conv_impl)
 
     def __call__(self, z, c=None):
         w, _ = self.mapping(z, c)
@@ -515,7 +488,7 @@ def truncate(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, truncation
 
 def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mode: str = "const",
                key: jax.Array | None = None, layers: Sequence[str] = (),
-               return_image: bool = True):
+               return_image: bool = True, conv_impl: str = "xla"):
     """Synthesis network.
 
     Args:
@@ -525,12 +498,15 @@ def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mo
         'b16.conv1'); see `layer_names`.
       return_image: with False, stops after the deepest requested layer's block and returns only
         the activations.
+      conv_impl: "xla" (default) or "matmul", the im2col form that trains the small embedded
+        models several times faster on a CPU (`sparse_jax.models.conv_ops`). Same function.
     Returns:
       img [N, img_channels, H, W] (NCHW float32); or (img, {name: NCHW array}) when `layers` is
       given; or the activation dict alone when return_image is False.
     """
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    conv_ops.check_conv_impl(conv_impl)
     if noise_mode == "random" and key is None:
         raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
     if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
@@ -546,7 +522,7 @@ def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mo
     if not return_image:
         stop_res = max(int(n.split(".")[1][1:]) for n in names)
     rngs = {"noise": key} if noise_mode == "random" else None
-    img, acts = StyleGAN2Generator(cfg).apply(
+    img, acts = StyleGAN2Generator(cfg, conv_impl).apply(
         variables, ws.astype(jnp.float32), noise_mode, names, stop_res,
         method=StyleGAN2Generator.synth, rngs=rngs)
     acts = {k: (_nchw(v) if v.ndim == 4 else v) for k, v in acts.items()}

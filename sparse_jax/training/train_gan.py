@@ -32,7 +32,7 @@ from sparse_jax import images as images_lib
 from sparse_jax import io as io_lib
 from sparse_jax.models import discriminator as disc
 from sparse_jax.models import stylegan2 as sg
-from sparse_jax.training import fast_ops, losses
+from sparse_jax.training import losses
 
 _CONFIG_FILE = "train_config.json"
 _PROGRESS_FILE = "progress.json"
@@ -150,8 +150,8 @@ def pack_images(images: jax.Array, pack: int) -> jax.Array:
 
 
 def _discriminate(dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, d_params: Any,
-                  images: jax.Array) -> jax.Array:
-    return disc.discriminate(dcfg, d_params, pack_images(images, tcfg.pack))
+                  images: jax.Array, conv_impl: str) -> jax.Array:
+    return disc.discriminate(dcfg, d_params, pack_images(images, tcfg.pack), conv_impl)
 
 
 def _sample_reals(images: jax.Array, key: jax.Array, n: int) -> jax.Array:
@@ -160,7 +160,8 @@ def _sample_reals(images: jax.Array, key: jax.Array, n: int) -> jax.Array:
 
 
 def g_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig,
-           state: GanState, loop_key: jax.Array) -> tuple[GanState, dict[str, jax.Array]]:
+           conv_impl: str, state: GanState, loop_key: jax.Array
+           ) -> tuple[GanState, dict[str, jax.Array]]:
     """Generator update (non-saturating loss), w_avg EMA, then the EMA-generator update."""
     g_opt, _ = _optimizers(tcfg)
     k_ws, k_noise = _step_keys(loop_key, state.step, 0, 2)
@@ -168,8 +169,9 @@ def g_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
     def loss_fn(g_params):
         variables = {"params": g_params, "buffers": state.g_buffers}
         ws, w_first = _sample_ws(gcfg, tcfg, variables, k_ws, tcfg.batch)
-        fakes = sg.synthesize(gcfg, variables, ws, noise_mode="random", key=k_noise)
-        logits = _discriminate(dcfg, tcfg, state.d_params, fakes)
+        fakes = sg.synthesize(gcfg, variables, ws, noise_mode="random", key=k_noise,
+                              conv_impl=conv_impl)
+        logits = _discriminate(dcfg, tcfg, state.d_params, fakes, conv_impl)
         return losses.generator_loss(logits), (w_first, logits)
 
     (loss, (w_first, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -194,7 +196,7 @@ def g_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
 
 
 def d_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig,
-           state: GanState, images: jax.Array, loop_key: jax.Array
+           conv_impl: str, state: GanState, images: jax.Array, loop_key: jax.Array
            ) -> tuple[GanState, dict[str, jax.Array]]:
     """Discriminator update on one fake and one real minibatch; increments `step`."""
     _, d_opt = _optimizers(tcfg)
@@ -202,12 +204,13 @@ def d_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
     variables = {"params": state.g_params, "buffers": state.g_buffers}
     ws, _ = _sample_ws(gcfg, tcfg, variables, k_ws, tcfg.batch)
     fakes = jax.lax.stop_gradient(
-        sg.synthesize(gcfg, variables, ws, noise_mode="random", key=k_noise))
+        sg.synthesize(gcfg, variables, ws, noise_mode="random", key=k_noise,
+                      conv_impl=conv_impl))
     reals = _sample_reals(images, k_real, tcfg.batch)
 
     def loss_fn(d_params):
-        fake_logits = _discriminate(dcfg, tcfg, d_params, fakes)
-        real_logits = _discriminate(dcfg, tcfg, d_params, reals)
+        fake_logits = _discriminate(dcfg, tcfg, d_params, fakes, conv_impl)
+        real_logits = _discriminate(dcfg, tcfg, d_params, reals, conv_impl)
         return losses.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
 
     (loss, (real_l, fake_l)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
@@ -217,15 +220,17 @@ def d_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
     return new, {"d_loss": loss, "real_logit": jnp.mean(real_l), "fake_logit": jnp.mean(fake_l)}
 
 
-def d_reg_step(dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, state: GanState,
-               images: jax.Array, loop_key: jax.Array) -> tuple[GanState, dict[str, jax.Array]]:
+def d_reg_step(dcfg: disc.DiscriminatorConfig, tcfg: TrainConfig, conv_impl: str,
+               state: GanState, images: jax.Array, loop_key: jax.Array
+               ) -> tuple[GanState, dict[str, jax.Array]]:
     """Lazy R1: gamma/2 * |dD/dx|^2 on reals, scaled by the interval (official Dreg phase)."""
     _, d_opt = _optimizers(tcfg)
     (k_real,) = _step_keys(loop_key, state.step, 2, 1)
     reals = _sample_reals(images, k_real, tcfg.batch)
 
     def loss_fn(d_params):
-        r1, _ = losses.r1_penalty(lambda x: _discriminate(dcfg, tcfg, d_params, x), reals)
+        r1, _ = losses.r1_penalty(lambda x: _discriminate(dcfg, tcfg, d_params, x, conv_impl),
+                                  reals)
         return jnp.mean(r1) * (tcfg.r1_gamma / 2) * tcfg.d_reg_interval, jnp.mean(r1)
 
     (_, r1), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
@@ -244,27 +249,29 @@ class Steps:
     sample: Callable[..., Any]
 
 
+def default_conv_impl() -> str:
+    """'matmul' (im2col) on CPU, where the small models train several times faster; else 'xla'."""
+    return "matmul" if jax.default_backend() == "cpu" else "xla"
+
+
 @functools.lru_cache(maxsize=4)
 def make_steps(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig,
-               tcfg: TrainConfig) -> Steps:
-    """One `jax.jit` per step type; the state argument is donated."""
+               tcfg: TrainConfig, conv_impl: str | None = None) -> Steps:
+    """One `jax.jit` per step type; the state argument is donated.
+
+    `conv_impl` (see `sparse_jax.models.conv_ops`) picks the convolution code of the training
+    steps; None means `default_conv_impl()`. Both give the same function up to float rounding.
+    """
+    conv_impl = conv_impl or default_conv_impl()
 
     def sample(state, z):
         return sg.generate(gcfg, ema_variables(state), z, noise_mode="const")
 
-    def fast(fn):
-        # The swap happens while jit traces `fn`; compiled steps keep the fast primitives.
-        @functools.wraps(fn)
-        def wrapped(*args):
-            with fast_ops.generator_fast_ops():
-                return fn(*args)
-        return wrapped
-
     return Steps(
-        g=jax.jit(fast(functools.partial(g_step, gcfg, dcfg, tcfg)), donate_argnums=0),
-        d=jax.jit(fast(functools.partial(d_step, gcfg, dcfg, tcfg)), donate_argnums=0),
-        d_reg=jax.jit(functools.partial(d_reg_step, dcfg, tcfg), donate_argnums=0),
-        sample=jax.jit(fast(sample)),
+        g=jax.jit(functools.partial(g_step, gcfg, dcfg, tcfg, conv_impl), donate_argnums=0),
+        d=jax.jit(functools.partial(d_step, gcfg, dcfg, tcfg, conv_impl), donate_argnums=0),
+        d_reg=jax.jit(functools.partial(d_reg_step, dcfg, tcfg, conv_impl), donate_argnums=0),
+        sample=jax.jit(sample),
     )
 
 
