@@ -50,7 +50,8 @@ _EMA_KIMG = flags.DEFINE_float("ema_kimg", 10.0, "EMA generator half-life in tho
 _MIXING = flags.DEFINE_float("style_mixing_prob", 0.0, "Style-mixing regularisation probability.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Start a new --workdir from another run's latest checkpoint (same networks; "
-    "optimisation flags may differ, e.g. a lower learning rate). Ignored when resuming.")
+    "optimisation flags may differ, e.g. a lower learning rate; with another --batch it continues "
+    "from the same image count). Ignored when resuming.")
 _CKPT_MIN = flags.DEFINE_float("checkpoint_minutes", 5.0, "Minutes between checkpoints.")
 _SAMPLE_EVERY = flags.DEFINE_integer("sample_every", 250, "Iterations between sample grids.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Iterations between log lines.")

@@ -255,6 +255,12 @@ def test_init_from_starts_a_new_run_from_another_runs_state(tmp_path):
     with open(tmp_path / "b" / "train_config.json") as f:
         stored = json.load(f)
     assert stored["init_from"] == str(tmp_path / "a") and stored["train"]["g_lr"] == slower.g_lr
+    # a doubled batch continues from the same image count: 2 steps of 4 are 1 step of 8
+    bigger = dataclasses.replace(TCFG, batch=2 * TCFG.batch)
+    doubled = train_gan.train(GCFG, DCFG, bigger, workdir=str(tmp_path / "e"),
+                              total_kimg=kimg(2), init_from=str(tmp_path / "a"), **kw)
+    assert int(doubled.step) == 1
+    chex.assert_trees_all_close(jax.device_get(doubled.g_params), jax.device_get(first.g_params))
     # other networks, or a folder that is not a run, are refused with the path in the message
     wide = disc.DiscriminatorConfig(img_resolution=8, img_channels=1, channel_base=128,
                                     channel_max=16)

@@ -347,7 +347,14 @@ def restore_from_run(workdir: str, gcfg: sg.GeneratorConfig, dcfg: disc.Discrimi
     if mngr.latest_step() is None:
         raise FileNotFoundError(
             f"{os.path.join(workdir, 'checkpoints')}: no checkpoint to start from")
-    return restore_or_init(workdir, gcfg, dcfg, tcfg, mngr)
+    state = restore_or_init(workdir, gcfg, dcfg, tcfg, mngr)
+    # The image count (step * batch) drives kimg, --total_kimg and the EMA ramp-up, so a run
+    # with another batch size continues from the same number of images, not the same step.
+    old_batch = int(stored.get("train", {}).get("batch", tcfg.batch))
+    if old_batch != tcfg.batch:
+        step = round(int(state.step) * old_batch / tcfg.batch)
+        state = state.replace(step=jnp.asarray(step, state.step.dtype))
+    return state
 
 
 def save_checkpoint(mngr: Any, state: GanState) -> None:
@@ -402,7 +409,8 @@ def train(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: TrainC
       init_from: another run's workdir with the same generator and discriminator; a workdir
         without a checkpoint starts from that run's latest state (weights, EMA, Adam moments and
         step) instead of a fresh one, so a run can continue with other optimisation settings
-        (for example a lower learning rate). Ignored once `workdir` has its own checkpoint.
+        (for example a lower learning rate). With another batch size the step is rescaled so
+        that the image count carries over. Ignored once `workdir` has its own checkpoint.
       log: line logger.
 
     Returns:
