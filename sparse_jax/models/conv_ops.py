@@ -24,7 +24,7 @@ def check_conv_impl(conv_impl: str) -> str:
 
 
 def conv2d(x: jax.Array, weight_oihw: jax.Array, pad: int, stride: int = 1,
-           conv_impl: str = "matmul") -> jax.Array:
+           conv_impl: str = "xla") -> jax.Array:
     """Cross-correlation of NHWC x with an OIHW kernel (zero padding `pad` on every side).
 
     Args:
