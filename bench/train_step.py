@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """GAN training throughput (images/s) of the embedded MNIST recipe, per convolution implementation.
 
-  python bench/train_step.py                     # both conv_impl values, 5 repeats of 20 iterations
+  python bench/train_step.py                     # both conv_impl values, 5 repeats of 32 iterations
   python bench/train_step.py --impls matmul --iterations 50
 
 One iteration is what `bin/train_stylegan.py` runs per minibatch: a G step, a D step, and the lazy
-R1 step every `d_reg_interval` iterations. The networks are the shipped generator's (32x32,
-channel_base 512, channel_max 64, z = w = 64, 2 mapping layers) and its PacGAN-4 discriminator,
-with random weights and random images (the time does not depend on the values). The baseline is
-conv_impl 'xla' (XLA's own convolutions), measured in the same run.
+R1 step every `d_reg_interval` iterations. The generator has the shipped model's configuration
+(read from its config.json), the discriminator the one it was trained with (PacGAN-4, channel_base
+512, channel_max 64); weights and images are random (the time does not depend on the values).
+The baseline is conv_impl 'xla' (XLA's own convolutions), measured in the same run.
 """
 import argparse
 import os
@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
+from sparse_jax import checkpoints  # noqa: E402
 from sparse_jax.models import conv_ops  # noqa: E402
 from sparse_jax.models import discriminator as disc  # noqa: E402
 from sparse_jax.models import stylegan2 as sg  # noqa: E402
@@ -28,10 +29,11 @@ from sparse_jax.training import train_gan as tg  # noqa: E402
 
 
 def bench(conv_impl: str, batch: int, iterations: int, repeats: int) -> dict:
-    gcfg = sg.GeneratorConfig(z_dim=64, w_dim=64, img_resolution=32, img_channels=1,
-                              mapping_layers=2, channel_base=512, channel_max=64)
+    meta = checkpoints.read_model_config(checkpoints.default_generator_path(),
+                                         checkpoints.GENERATOR_FORMAT)
+    gcfg = sg.GeneratorConfig.from_dict(meta["config"])
     tcfg = tg.TrainConfig(batch=batch, pack=4)
-    dcfg = disc.DiscriminatorConfig(32, tcfg.pack, 512, 64)
+    dcfg = disc.DiscriminatorConfig(gcfg.img_resolution, gcfg.img_channels * tcfg.pack, 512, 64)
     state = tg.init_state(jax.random.key(0), gcfg, dcfg, tcfg)
     images = jax.random.uniform(jax.random.key(1), (1000, 1, 32, 32), minval=-1, maxval=1)
     steps = tg.make_steps(gcfg, dcfg, tcfg, conv_impl)
@@ -65,8 +67,8 @@ def main():
     rows = [bench(impl, args.batch, args.iterations, args.repeats)
             for impl in args.impls.split(",")]
     base = next((r for r in rows if r["conv_impl"] == "xla"), None)
-    print("\n| conv_impl | compile + first 16 iterations (s) | median of "
-          f"{args.repeats} x {args.iterations} iterations (s) | img/s | vs xla |")
+    print(f"\n| conv_impl | compile + first {tg.TrainConfig().d_reg_interval} iterations (s) | "
+          f"median of {args.repeats} x {args.iterations} iterations (s) | img/s | vs xla |")
     print("|---|---|---|---|---|")
     for r in rows:
         ratio = f"{r['img_per_s'] / base['img_per_s']:.2f}x" if base else "n/a"
