@@ -42,6 +42,9 @@ _PACK = flags.DEFINE_integer(
     "pack", 4, "PacGAN (Lin et al. 2018): the discriminator judges this many samples at once, "
     "stacked as channels. 4 made the shipped model; with 1 (plain StyleGAN2) the small MNIST "
     "generator collapsed to a single digit.")
+_TOPK = flags.DEFINE_float(
+    "g_topk", 1.0, "Top-k training (Sinha et al. 2020): the generator loss uses only this fraction "
+    "of the discriminator's decisions on fakes, the most realistic ones. 1 = plain StyleGAN2.")
 _GAMMA = flags.DEFINE_float("r1_gamma", 0.01, "R1 weight gamma (StyleGAN2-ADA's automatic value "
                             "for 32x32, batch 32; the shipped model's).")
 _GLR = flags.DEFINE_float("g_lr", 0.0025, "Generator Adam learning rate (StyleGAN2's).")
@@ -72,6 +75,7 @@ def main(argv):
     tcfg = train_gan.TrainConfig(
         batch=_BATCH.value, g_lr=_GLR.value, d_lr=_DLR.value, r1_gamma=_GAMMA.value,
         ema_kimg=_EMA_KIMG.value, style_mixing_prob=_MIXING.value, pack=_PACK.value,
+        g_topk=_TOPK.value,
         seed=_SEED.value)
     train_gan.train(
         gcfg, dcfg, tcfg, data=_DATA.value, workdir=_WORKDIR.value, total_kimg=_TOTAL_KIMG.value,

@@ -137,6 +137,48 @@ def test_losses():
     chex.assert_shape(logits, (2,))
 
 
+def test_top_k_logits_keeps_the_most_realistic_fakes_and_their_gradient_only():
+    logits = jnp.array([3.0, -1.0, 2.0, 0.0, -4.0, 1.0])
+    np.testing.assert_array_equal(losses.top_k_logits(logits, 0.5), [3.0, 2.0, 1.0])
+    assert losses.top_k_logits(logits, 1.0) is logits
+    chex.assert_shape(losses.top_k_logits(logits, 0.01), (1,))
+    grad = jax.grad(lambda x: losses.generator_loss(losses.top_k_logits(x, 0.5)))(logits)
+    assert np.all(np.asarray(grad)[[1, 3, 4]] == 0) and np.all(np.asarray(grad)[[0, 2, 5]] < 0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="top-k fraction"):
+            losses.top_k_logits(logits, bad)
+        with pytest.raises(ValueError, match="g_topk"):
+            train_gan.TrainConfig(g_topk=bad)
+
+
+def test_workdir_written_before_an_option_existed_resumes_with_its_default(tmp_path):
+    kw = dict(data="sklearn_digits", checkpoint_minutes=1e9, sample_every=100, log_every=2,
+              log=lambda s: None)
+    kimg = lambda steps: steps * TCFG.batch / 1000
+    workdir = str(tmp_path / "old")
+    train_gan.train(GCFG, DCFG, TCFG, workdir=workdir, total_kimg=kimg(1), **kw)
+    path = os.path.join(workdir, "train_config.json")
+    with open(path) as f:
+        stored = json.load(f)
+    del stored["train"]["g_topk"]  # as written before top-k training was added
+    with open(path, "w") as f:
+        json.dump(stored, f)
+    assert int(train_gan.train(GCFG, DCFG, TCFG, workdir=workdir, total_kimg=kimg(2),
+                               **kw).step) == 2
+    with pytest.raises(ValueError, match="different configuration"):
+        train_gan.train(GCFG, DCFG, dataclasses.replace(TCFG, g_topk=0.5), workdir=workdir,
+                        total_kimg=kimg(3), **kw)
+    # top-k training runs, and the generator step then differs from a plain one
+    topk = dataclasses.replace(TCFG, g_topk=0.5)
+    init = lambda: train_gan.init_state(jax.random.key(0), GCFG, DCFG, TCFG)  # steps donate it
+    plain, _ = train_gan.run_iterations(train_gan.make_steps(GCFG, DCFG, TCFG), TCFG, init(),
+                                        _images(), jax.random.key(1), 1)
+    top, m = train_gan.run_iterations(train_gan.make_steps(GCFG, DCFG, topk), topk, init(),
+                                      _images(), jax.random.key(1), 1)
+    chex.assert_tree_all_finite(jax.device_get(m))
+    assert _tree_dist(top.g_params, plain.g_params) > 0
+
+
 def test_steps_update_params_ema_and_w_avg():
     state0 = train_gan.init_state(jax.random.key(0), GCFG, DCFG, TCFG)
     g0, d0, ema0 = jax.device_get((state0.g_params, state0.d_params, state0.ema_params))

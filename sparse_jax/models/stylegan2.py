@@ -161,18 +161,8 @@ def _normalize_2nd_moment(x, eps=1e-8):
 
 
 # The FIR [1,3,3,1] is separable; per axis (gain 2 of the total up-sampling gain 4) its taps are
-# [1,3,3,1]/4. XLA's CPU depthwise convolution is several times slower than the matching
-# shifted multiply-adds, so the filters below are written out per axis.
+# [1,3,3,1]/4.
 _FIR_TAPS_UP = tuple(float(t) for t in _FIR_1D * 2.0 / np.sum(_FIR_1D))
-
-
-def _shift_sum(x, axis: int, taps, pad: tuple[int, int]):
-    """1-D correlation of x with `taps` along `axis` after zero padding `pad`."""
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = pad
-    xp = jnp.pad(x, widths)
-    n = xp.shape[axis] - len(taps) + 1
-    return sum(t * jax.lax.slice_in_dim(xp, i, i + n, axis=axis) for i, t in enumerate(taps))
 
 
 def _interleave(even, odd, axis: int):
@@ -187,8 +177,8 @@ def _upsample_axis(x, axis: int):
     # Zero insertion + FIR, evaluated per output phase: y[2m] = (x[m-1] + 3 x[m]) / 4 and
     # y[2m+1] = (3 x[m] + x[m+1]) / 4.
     g0, g1, g2, g3 = _FIR_TAPS_UP
-    even = _shift_sum(x, axis, (g0, g2), (1, 0))
-    odd = _shift_sum(x, axis, (g1, g3), (0, 1))
+    even = conv_ops.correlate_axis(x, axis, (g0, g2), (1, 0))
+    odd = conv_ops.correlate_axis(x, axis, (g1, g3), (0, 1))
     return _interleave(even, odd, axis)
 
 
@@ -199,8 +189,8 @@ def upsample2d(x):
 
 def _fir_pad1(x):
     """upfirdn2d.filter with the up-sampling gain and padding 1: [N,L,L,C] -> [N,L-1,L-1,C]."""
-    x = _shift_sum(x, 1, _FIR_TAPS_UP, (1, 1))
-    return _shift_sum(x, 2, _FIR_TAPS_UP, (1, 1))
+    x = conv_ops.correlate_axis(x, 1, _FIR_TAPS_UP, (1, 1))
+    return conv_ops.correlate_axis(x, 2, _FIR_TAPS_UP, (1, 1))
 
 
 def _affine(w, weight, bias):

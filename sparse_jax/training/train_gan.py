@@ -3,9 +3,10 @@
 One iteration = a G step, a D step and, every `d_reg_interval` iterations, a lazy R1 step, each on
 its own minibatch, as in the official training loop. Differences from the official recipe, chosen
 for a small CPU run: no path-length regulariser, no augmentation, real minibatches are drawn with
-replacement, and w_avg is updated in the G step only. One addition: `TrainConfig.pack` > 1 makes
+replacement, and w_avg is updated in the G step only. Two additions: `TrainConfig.pack` > 1 makes
 the discriminator a PacGAN one (it sees `pack` samples stacked as channels); without it the small
-MNIST generator collapsed to a single digit at every learning rate tried.
+MNIST generator collapsed to a single digit at every learning rate tried. `TrainConfig.g_topk` < 1
+is top-k training (Sinha et al. 2020): the G loss keeps only the fakes D rates most realistic.
 
 Randomness: `jax.random.key(seed)` is split into init / loop / sample keys; every step derives its
 keys with `fold_in(loop_key, step)`, so a run resumed from a checkpoint continues exactly as an
@@ -55,6 +56,7 @@ class TrainConfig:
     style_mixing_prob: float = 0.9
     w_avg_beta: float = 0.995
     pack: int = 1
+    g_topk: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"d_reg_interval must be >= 1, got {self.d_reg_interval}")
         if self.pack < 1 or self.batch % self.pack:
             raise ValueError(f"pack must be >= 1 and divide batch ({self.batch}), got {self.pack}")
+        if not 0.0 < self.g_topk <= 1.0:
+            raise ValueError(f"g_topk must be in (0, 1], got {self.g_topk}")
         if not 0.0 <= self.style_mixing_prob <= 1.0:
             raise ValueError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
 
@@ -172,7 +176,8 @@ def g_step(gcfg: sg.GeneratorConfig, dcfg: disc.DiscriminatorConfig, tcfg: Train
         fakes = sg.synthesize(gcfg, variables, ws, noise_mode="random", key=k_noise,
                               conv_impl=conv_impl)
         logits = _discriminate(dcfg, tcfg, state.d_params, fakes, conv_impl)
-        return losses.generator_loss(logits), (w_first, logits)
+        return (losses.generator_loss(losses.top_k_logits(logits, tcfg.g_topk)),
+                (w_first, logits))
 
     (loss, (w_first, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
     updates, g_opt_state = g_opt.update(grads, state.g_opt, state.g_params)
@@ -377,12 +382,25 @@ def _stored_config(workdir: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
+def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """`stored` with training options added since it was written filled in at their defaults.
+
+    A workdir written before an option existed was trained with the option's default, so it
+    still resumes under a command that leaves the option alone.
+    """
+    train = stored.get("train")
+    if not isinstance(train, dict):
+        return stored
+    defaults = _as_json(TrainConfig().to_dict())
+    return {**stored, "train": {**{k: v for k, v in defaults.items() if k not in train}, **train}}
+
+
 def _check_or_write_config(workdir: str, config: dict[str, Any]) -> None:
     path = os.path.join(workdir, _CONFIG_FILE)
     old = _stored_config(workdir)
     if old is None:
         io_lib.write_json(path, config)
-    elif old != _as_json(config):
+    elif _with_new_defaults(old) != _as_json(config):
         raise ValueError(
             f"{path}: workdir holds a run with a different configuration; use a new "
             f"--workdir.\n"
