@@ -35,7 +35,8 @@ def bench(conv_impl: str, batch: int, iterations: int, repeats: int) -> dict:
     tcfg = tg.TrainConfig(batch=batch, pack=4)
     dcfg = disc.DiscriminatorConfig(gcfg.img_resolution, gcfg.img_channels * tcfg.pack, 512, 64)
     state = tg.init_state(jax.random.key(0), gcfg, dcfg, tcfg)
-    images = jax.random.uniform(jax.random.key(1), (1000, 1, 32, 32), minval=-1, maxval=1)
+    images = jax.random.uniform(jax.random.key(1), (1000, gcfg.img_channels, gcfg.img_resolution,
+                                                      gcfg.img_resolution), minval=-1, maxval=1)
     steps = tg.make_steps(gcfg, dcfg, tcfg, conv_impl)
     loop_key = jax.random.key(2)
     t0 = time.perf_counter()

@@ -24,8 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_jax.models import conv_ops
-from sparse_jax.models.conv_ops import check_conv_impl, conv2d
+from sparse_jax.models.conv_ops import check_conv_impl, conv2d, correlate_axis
 
 Params = dict[str, Any]
 
@@ -227,7 +226,7 @@ def _dense(x: jax.Array, p: Params, *, act: bool) -> jax.Array:
 def _fir(x: jax.Array, pad: int, down: int) -> jax.Array:
     """Zero-pads H and W by `pad`, filters with the separable [1,3,3,1]/8, keeps every `down`-th."""
     for axis in (1, 2):
-        x = conv_ops.correlate_axis(x, axis, _FIR_TAPS, (pad, pad))
+        x = correlate_axis(x, axis, _FIR_TAPS, (pad, pad))
         if down > 1:
             x = jax.lax.slice_in_dim(x, 0, x.shape[axis], stride=down, axis=axis)
     return x
