@@ -99,17 +99,23 @@ class Converted:
 
     cfg: sg.GeneratorConfig
     variables: dict
-    flavour: str  # 'stylegan2-ada-pytorch', 'stylegan3-repo', 'rosinality'
+    flavour: str  # 'stylegan2-ada-pytorch', 'stylegan3-repo', 'rosinality', 'stylegan2-tf', ...
     source: str
     notes: list[str] = dataclasses.field(default_factory=list)
+    # The checkpoint's own default call, e.g. {"truncation_psi": 0.5, "truncation_cutoff": None}
+    # (None cutoff = every ws slot); empty when the format has none (PyTorch-era files).
+    defaults: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_params(self) -> int:
         return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(self.variables["params"])))
 
     def info(self) -> dict:
-        return {"converted_from": os.path.abspath(self.source), "flavour": self.flavour,
+        info = {"converted_from": os.path.abspath(self.source), "flavour": self.flavour,
                 "notes": list(self.notes)}
+        if self.defaults:
+            info["defaults"] = dict(self.defaults)
+        return info
 
     def summary(self) -> str:
         c = self.cfg
