@@ -29,7 +29,6 @@ recorded `fused_scale`.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from typing import Any, Mapping
@@ -285,9 +284,8 @@ def convert_g_style(source: str, gs) -> Converted:
       source: the file name, for messages.
       gs: a `converters.tf_pickle.TFNetwork` (slot 2 of the pickle).
     Returns:
-      Converted(cfg: stylegan1.GeneratorConfig, variables, flavour 'stylegan1-tf', ...), with the
-      checkpoint's default truncation in `defaults` (or in `notes` where Converted has no such
-      field).
+      Converted(cfg: stylegan1.GeneratorConfig, variables, flavour 'stylegan1-tf', notes, and
+      `defaults`, the checkpoint's default truncation: {'truncation_psi', 'truncation_cutoff'}).
     """
     if gs.build_func_name != "G_style":
         raise _fail(source, f"Gs.build_func_name is {gs.build_func_name!r}, expected 'G_style'")
@@ -310,15 +308,13 @@ def convert_g_style(source: str, gs) -> Converted:
                             f"expected num_ws = {cfg.num_ws}")
     variables = variables_from(source, cfg, flat)
     defaults = default_truncation(kw)
+    fused = [r for r in cfg.block_resolutions[1:] if cfg.fused(r)]
     notes = [f"NVIDIA TF StyleGAN v1 (G_style, Network state version {gs.version}); Gs (slot 2) "
              "converted",
              f"checkpoint default call: truncation_psi={defaults['truncation_psi']} on the first "
              f"{defaults['truncation_cutoff']} ws slots (None = every slot); "
              f"randomize_noise={kw['randomize_noise']} (noise mode "
              f"{'random' if kw['randomize_noise'] else 'const'})",
-             f"fused up-sampling convs: blocks {[r for r in cfg.block_resolutions[1:] if cfg.fused(r)]}"
-             f" (fused_scale={kw['fused_scale']!r})"]
-    conv = Converted(cfg=cfg, variables=variables, flavour=FLAVOUR, source=source, notes=notes)
-    if "defaults" in {f.name for f in dataclasses.fields(Converted)}:
-        conv.defaults = dict(defaults)
-    return conv
+             f"fused up-sampling convs: blocks {fused} (fused_scale={kw['fused_scale']!r})"]
+    return Converted(cfg=cfg, variables=variables, flavour=FLAVOUR, source=source, notes=notes,
+                     defaults=dict(defaults))
