@@ -293,7 +293,7 @@ class RestrictedUnpickler(pickle._Unpickler):
         self._persistent_load = persistent_load
 
     def _load_build(self) -> None:
-        inst = self.stack[-1] if self.stack else None
+        inst = self.stack[-2] if len(self.stack) >= 2 else None  # below the state
         if (id(inst) in self._allowed_ids or isinstance(inst, type) or callable(inst)
                 and not hasattr(type(inst), "__setstate__")):
             raise UnsafePickleError(
