@@ -291,7 +291,7 @@ def test_ada_without_noise_converts_to_zero_noise(tmp_path):
     ws = _map(cfg, conv.variables, z, jax.nn.one_hot(jnp.arange(2), 3))
     a = _synth(cfg, conv.variables, ws, noise_mode="random", key=jax.random.key(2))
     b = _synth(cfg, conv.variables, ws, noise_mode="none")
-    chex.assert_trees_all_close(a, b, atol=1e-6)
+    chex.assert_trees_all_close(a, b, atol=1e-5, rtol=1e-5)  # jit: same math, other order
 
 
 def test_embedded_source_is_never_executed(tmp_path):
