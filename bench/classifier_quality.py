@@ -38,16 +38,17 @@ def main(argv):
     import jax
     import numpy as np
 
-    from sparse_jax import attributes, classifier_io, data
-    from sparse_jax import classifier_training as ct
+    from sparse_jax.data import attributes, loaders
+    from sparse_jax.io import model_dirs
     from sparse_jax.models import classifier as clf
+    from sparse_jax.training import classifier as ct
 
     spec = _DATA.value or _default_data()
-    cfg, params = classifier_io.load_classifier(_CLASSIFIER.value)
+    cfg, params = model_dirs.load_classifier(_CLASSIFIER.value)
     if cfg.head_types[:10] != ("softmax",) * 10:
         raise app.UsageError("this benchmark needs a digit classifier (softmax digit_0..9)")
-    x, y = data.load_images(spec, "test")
-    images = data.to_model_images(x, cfg.resolution, channels=cfg.in_channels)
+    x, y = loaders.load_images(spec, "test")
+    images = loaders.to_model_images(x, cfg.resolution, channels=cfg.in_channels)
     targets = ct.digit_targets(y)
     if cfg.measured_quantiles:
         raw = attributes.measure(attributes.ink_from_model_images(images))
@@ -68,7 +69,8 @@ def main(argv):
         results[name] = ct.evaluate(cfg, params, ds)
 
     print(f"data: {spec} (test split, {len(x)} images); classifier: "
-          f"{_CLASSIFIER.value or clf.default_classifier_path()} ({clf.num_params(params)} params)")
+          f"{_CLASSIFIER.value or model_dirs.default_classifier_path()} "
+          f"({clf.num_params(params)} params)")
     print()
     print("| attribute | metric | " + " | ".join(variants) + " |")
     print("|---|---|" + "---|" * len(variants))
@@ -98,7 +100,7 @@ def main(argv):
     if _BASELINE_TRAIN.value > 0:
         from sklearn.linear_model import LogisticRegression
 
-        xtr, ytr = data.load_images(spec, "train")
+        xtr, ytr = loaders.load_images(spec, "train")
         n = min(_BASELINE_TRAIN.value, len(xtr))
         lr = LogisticRegression(max_iter=300)
         lr.fit(xtr[:n].reshape(n, -1) / 255.0, ytr[:n])

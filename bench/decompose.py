@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sparse_jax import io  # noqa: E402
+from sparse_jax.core import atomic  # noqa: E402
 from sparse_jax.decompose import gamma_for_sparsity, pca, sca  # noqa: E402
 
 QUOTED = {  # reference/sca/README.md, same machine class (2 cores), n = 10,000
@@ -240,7 +240,7 @@ def main() -> None:
     print()
     print(table(rows))
     if args.json_out:
-        io.write_json(args.json_out, rows)
+        atomic.write_json(args.json_out, rows)
 
 
 if __name__ == "__main__":

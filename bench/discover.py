@@ -25,7 +25,8 @@ def _child(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     import jax
 
-    from sparse_jax import discover, features
+    from sparse_jax.discovery import features
+    from sparse_jax.discovery import run as discover
     from sparse_jax.models import stylegan2 as sg
 
     cfg = sg.GeneratorConfig(z_dim=args.w_dim, w_dim=args.w_dim, img_resolution=args.res,

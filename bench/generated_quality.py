@@ -25,10 +25,11 @@ def main():
     logging.set_verbosity(logging.WARNING)
     import jax
 
-    from sparse_jax import checkpoints, classifier_io, sample_quality
-    cfg, variables = checkpoints.load_generator(args.generator or
-                                                checkpoints.default_generator_path())
-    cfg_c, params_c = classifier_io.load_classifier(args.classifier)
+    from sparse_jax.evaluation import sample_quality
+    from sparse_jax.io import model_dirs
+    cfg, variables = model_dirs.load_generator(args.generator or
+                                                model_dirs.default_generator_path())
+    cfg_c, params_c = model_dirs.load_classifier(args.classifier)
     t0 = time.perf_counter()
     probs = sample_quality.digit_predictions(cfg, variables, cfg_c, params_c,
                                              jax.random.key(args.seed), args.num_samples,

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
-from sparse_jax import checkpoints  # noqa: E402
+from sparse_jax.io import model_dirs  # noqa: E402
 from sparse_jax.models import conv_ops  # noqa: E402
 from sparse_jax.models import discriminator as disc  # noqa: E402
 from sparse_jax.models import stylegan2 as sg  # noqa: E402
@@ -29,8 +29,8 @@ from sparse_jax.training import train_gan as tg  # noqa: E402
 
 
 def bench(conv_impl: str, batch: int, iterations: int, repeats: int) -> dict:
-    meta = checkpoints.read_model_config(checkpoints.default_generator_path(),
-                                         checkpoints.GENERATOR_FORMAT)
+    meta = model_dirs.read_model_config(model_dirs.default_generator_path(),
+                                         model_dirs.GENERATOR_FORMAT)
     gcfg = sg.GeneratorConfig.from_dict(meta["config"])
     tcfg = tg.TrainConfig(batch=batch, pack=4)
     dcfg = disc.DiscriminatorConfig(gcfg.img_resolution, gcfg.img_channels * tcfg.pack, 512, 64)

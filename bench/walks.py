@@ -33,17 +33,18 @@ _RANDOM = flags.DEFINE_boolean("random_init", False, "Use the random-init genera
 def _models(random_init):
     import jax
 
-    from sparse_jax import checkpoints, evaluate
+    from sparse_jax.evaluation import run as evaluate
+    from sparse_jax.io import model_dirs
     from sparse_jax.models import stylegan2 as sg
 
     gen = None
     if not random_init:
         try:
-            gen = checkpoints.default_generator_path()
+            gen = model_dirs.default_generator_path()
         except FileNotFoundError:
             gen = None
     if gen is not None:
-        cfg, variables = checkpoints.load_generator(gen)
+        cfg, variables = model_dirs.load_generator(gen)
         gen_name = "shipped MNIST generator"
     else:
         cfg = sg.GeneratorConfig(z_dim=128, w_dim=128, img_resolution=32, img_channels=1,
@@ -85,7 +86,7 @@ def main(argv):
     import jax.numpy as jnp
     import numpy as np
 
-    from sparse_jax import walks
+    from sparse_jax.evaluation import walks
     from sparse_jax.models import stylegan2 as sg
 
     cfg, variables, predict, gen_name, pred_name = _models(_RANDOM.value)

@@ -35,16 +35,18 @@ _MULTIHOST = flags.DEFINE_bool(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sparse_jax import sharding
+    from sparse_jax.core import sharding
 
     sharding.initialize_distributed(_MULTIHOST.value)
 
     import sparse_jax
-    from sparse_jax import checkpoints, discover, features
+    from sparse_jax.discovery import features
+    from sparse_jax.discovery import run as discover
+    from sparse_jax.io import model_dirs
 
     try:
         path = _GENERATOR.value or sparse_jax.default_generator_path()
-        cfg, variables = checkpoints.load_generator(path)
+        cfg, variables = model_dirs.load_generator(path)
         discover.run_discovery(
             cfg, variables, methods=_METHODS.value, layers=_LAYERS.value, pool=_POOL.value,
             num_samples=_NUM_SAMPLES.value, k=_K.value, gamma=_GAMMA.value,

@@ -48,7 +48,7 @@ def main(argv):
     not_npz = [a for a in extra if not a.endswith(".npz")]
     if not_npz:
         raise app.UsageError(f"Unexpected arguments: {not_npz}")
-    from sparse_jax import evaluate
+    from sparse_jax.evaluation import run as evaluate
 
     layer_range = None
     if _LAYER_RANGE.value:

@@ -27,7 +27,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     _cli.quiet_logs()
-    from sparse_jax import generate_images
+    from sparse_jax.generation import generate as generate_images
     generate_images.run(
         generator=_GEN.value, out=_OUT.value, seeds=_SEEDS.value, z_file=_Z.value,
         ws_file=_WS.value, truncation_psi=_TRUNC.value, truncation_cutoff=_CUTOFF.value,

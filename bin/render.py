@@ -39,7 +39,7 @@ def _floats(name, values):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sparse_jax import evaluate
+    from sparse_jax.evaluation import run as evaluate
 
     if _DISTANCES.value and _SIGMAS.value:
         raise app.UsageError("give --distances or --sigmas, not both")

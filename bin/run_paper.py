@@ -27,7 +27,7 @@ def main(argv):
     if _PAPER.value and _SMOKE.value:
         raise app.UsageError("--paper_scale and --smoke exclude each other")
     _cli.quiet_logs()
-    from sparse_jax import paper
+    from sparse_jax.pipeline import paper
     sizes = (paper.PaperSizes.paper() if _PAPER.value else
              paper.PaperSizes.smoke() if _SMOKE.value else paper.PaperSizes.quick())
     paper.run_paper(_OUT.value, generator=_GEN.value, classifier=_CLS.value, sizes=sizes,

@@ -34,7 +34,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
-    from sparse_jax import classifier_training as ct
+    from sparse_jax.training import classifier as ct
 
     try:
         widths = tuple(int(w) for w in _WIDTHS.value)

@@ -1,7 +1,7 @@
 """Checkpoint converters: NVIDIA `.pkl` (PyTorch and TensorFlow) / rosinality `.pt` -> generator.
 
     cfg, variables = converters.convert_file("network-snapshot.pkl")
-    converters.convert("network-snapshot.pkl", "out/generator")   # then checkpoints.load_generator
+    converters.convert("network-snapshot.pkl", "out/generator")   # then model_dirs.load_generator
 
 Supported: stylegan2-ada-pytorch snapshots and stylegan3-repo snapshots holding a StyleGAN2
 generator (`G_ema` is always taken), rosinality checkpoints (`g_ema` + `latent_avg` from
@@ -25,8 +25,8 @@ from converters.tf_pickle import TF_GLOBALS, TFNetwork, is_tf_pickle_object, net
 from converters.torch_storage import load_checkpoint
 from sparse_jax.models import stylegan2 as sg
 
-__all__ = ["ConversionError", "Converted", "UnsafePickleError", "convert", "convert_file",
-           "load_converted"]
+__all__ = ["ConversionError", "Converted", "UnsafePickleError", "convert", "convert_bytes",
+           "convert_file", "load_converted"]
 
 
 def load_converted(path: str, *, w_avg_seed: int = 0) -> Converted:
@@ -41,6 +41,11 @@ def load_converted(path: str, *, w_avg_seed: int = 0) -> Converted:
             data = f.read()
     except OSError as e:
         raise ConversionError(f"{path}: cannot read the checkpoint ({e})") from e
+    return convert_bytes(data, path, w_avg_seed=w_avg_seed)
+
+
+def convert_bytes(data: bytes, path: str, *, w_avg_seed: int = 0) -> Converted:
+    """`load_converted` on a file's contents (`path` names it in messages)."""
     container, obj = load_checkpoint(data, source=path,
                                      pickle_globals={**NVIDIA_GLOBALS, **TF_GLOBALS},
                                      torch_globals=TORCH_SAVE_GLOBALS)
@@ -94,10 +99,11 @@ def convert(src: str, out: str, *, overwrite: bool = False, w_avg_seed: int = 0)
     Raises:
       FileExistsError: `out` exists and is not empty, and `overwrite` is False.
     """
-    from sparse_jax import checkpoints  # the converters are optional for the package
+    from sparse_jax.io import model_dirs  # the converters are optional for the package
 
     if os.path.exists(out) and not overwrite and (not os.path.isdir(out) or os.listdir(out)):
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
     conv = load_converted(src, w_avg_seed=w_avg_seed)
-    checkpoints.save_generator(out, conv.cfg, conv.variables, info=conv.info(), overwrite=True)
+    model_dirs.save_generator(out, conv.cfg, conv.variables, info=conv.info(), overwrite=True,
+                               defaults=conv.defaults or None)
     return conv

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from converters.errors import ConversionError
-from sparse_jax import checkpoints
+from sparse_jax.io import model_dirs
 from sparse_jax.models import stylegan2 as sg
 
 BUFFER_LEAVES = ("w_avg", "noise_const")
@@ -86,7 +86,7 @@ def state_to_variables(source: str, state: Mapping[str, np.ndarray],
                 raise ConversionError(f"{source}: name {name!r} clashes with a tensor")
         node[parts[-1]] = jnp.asarray(np.asarray(value, np.float32))
     try:
-        checkpoints.check_like(variables, checkpoints.abstract_generator(cfg))
+        model_dirs.check_like(variables, model_dirs.abstract_generator(cfg))
     except ValueError as e:
         raise ConversionError(f"{source}: the converted tree does not match a generator with "
                               f"config {cfg}:\n{e}") from e

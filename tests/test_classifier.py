@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from sparse_jax import attributes, celeba, classifier_io, data
-from sparse_jax import classifier_training as ct
+from sparse_jax.data import attributes, celeba, loaders
+from sparse_jax.io import model_dirs
 from sparse_jax.models import classifier as clf
+from sparse_jax.training import classifier as ct
 
 TINY_WIDTHS = (4, 8)
 
@@ -55,8 +56,8 @@ def _shear(img, s):
 
 
 def test_sheared_digit_changes_slant_direction():
-    x, _ = data.load_images(os.path.join(SHARED, "data", "mnist.npz"), "test")
-    ink = (data.to_model_images(x[:20], 32)[:, 0] + 1) / 2
+    x, _ = loaders.load_images(os.path.join(SHARED, "data", "mnist.npz"), "test")
+    ink = (loaders.to_model_images(x[:20], 32)[:, 0] + 1) / 2
     base = np.asarray(attributes.measure(ink))[:, 1]
     right = np.asarray(attributes.measure(np.stack([_shear(i, 0.4) for i in ink])))[:, 1]
     left = np.asarray(attributes.measure(np.stack([_shear(i, -0.4) for i in ink])))[:, 1]
@@ -95,7 +96,7 @@ def test_quantile_mapping():
 
 
 def _digits_cfg_and_data(limit=96):
-    return ct.prepare_data(data.SKLEARN_DIGITS, resolution=16, limit=limit, widths=TINY_WIDTHS)
+    return ct.prepare_data(loaders.SKLEARN_DIGITS, resolution=16, limit=limit, widths=TINY_WIDTHS)
 
 
 def test_prepare_digits_targets():
@@ -114,9 +115,9 @@ def test_training_lowers_loss_and_is_deterministic():
     tcfg = ct.TrainConfig(epochs=6, batch_size=32, learning_rate=1e-2, max_shift=1, seed=3)
     params0 = clf.init_classifier(jax.random.key(3), cfg)
     x = jnp.asarray(train.images, jnp.float32) / 127.5 - 1
-    loss0, _ = clf.loss_fn(cfg, params0, x, jnp.asarray(train.targets))
+    loss0, _ = ct.loss_fn(cfg, params0, x, jnp.asarray(train.targets))
     params, history = ct.train(cfg, tcfg, train, progress=False)
-    loss1, parts = clf.loss_fn(cfg, params, x, jnp.asarray(train.targets))
+    loss1, parts = ct.loss_fn(cfg, params, x, jnp.asarray(train.targets))
     assert float(loss1) < 0.8 * float(loss0)
     assert history[-1] < history[0]
     assert set(parts) == {"head0", "head1"}
@@ -131,8 +132,8 @@ def test_loss_ignores_missing_labels():
     x = jax.random.uniform(jax.random.key(1), (4, 1, 8, 8), minval=-1, maxval=1)
     t = jnp.array([[1, 0, 1], [0, 1, 0], [1, 0, 1], [0, 1, 0]], jnp.float32)
     t_nan = t.at[2:, :].set(jnp.nan)
-    full, _ = clf.loss_fn(cfg, params, x[:2], t[:2])
-    masked, _ = clf.loss_fn(cfg, params, x, t_nan)
+    full, _ = ct.loss_fn(cfg, params, x[:2], t[:2])
+    masked, _ = ct.loss_fn(cfg, params, x, t_nan)
     np.testing.assert_allclose(float(full), float(masked), rtol=1e-6)
     assert np.isfinite(float(masked))
 
@@ -191,13 +192,15 @@ def test_save_load_round_trip(tmp_path):
     cfg, _, test = _digits_cfg_and_data(limit=16)
     params = clf.init_classifier(jax.random.key(5), cfg)
     out = str(tmp_path / "clf")
-    classifier_io.save_classifier(out, cfg, params, {"note": 1})
-    classifier_io.save_classifier(out, cfg, params, {"note": 2})  # overwriting is allowed
-    cfg2, params2 = classifier_io.load_classifier(out)
+    model_dirs.save_classifier(out, cfg, params, {"note": 1})
+    model_dirs.save_classifier(out, cfg, params, {"note": 2})  # overwriting is allowed
+    cfg2, params2 = model_dirs.load_classifier(out)
     assert cfg2 == cfg
     chex.assert_trees_all_equal(params, params2)
     with open(os.path.join(out, "config.json")) as f:
-        d = json.load(f)
+        meta = json.load(f)
+    assert meta["format"] == "sparse-jax-classifier" and meta["architecture"] == "cnn"
+    d = meta["config"]
     assert d["attribute_names"][-3:] == ["thickness", "slant", "width"]
     assert d["head_types"][0] == "softmax" and d["head_types"][-1] == "sigmoid"
     assert len(d["measured_quantiles"]) == 3
@@ -206,20 +209,27 @@ def test_save_load_round_trip(tmp_path):
     x = jnp.asarray(test.images, jnp.float32) / 127.5 - 1
     chex.assert_trees_all_equal(clf.predict_probs(cfg, params, x),
                                 clf.predict_probs(cfg2, params2, x))
-    assert sorted(os.listdir(out)) == ["config.json", "metrics.json", "params"]
+    assert sorted(os.listdir(out)) == ["config.json", "metrics.json", "variables"]
+    assert os.stat(out).st_mode & 0o777 == 0o777 & ~_umask()  # not mkdtemp's 0700
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
-        classifier_io.load_classifier(str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match="no such classifier directory"):
+        model_dirs.load_classifier(str(tmp_path / "none"))
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="format"):
-        classifier_io.load_classifier(str(bad))
+        model_dirs.load_classifier(str(bad))
     (bad / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="JSON"):
-        classifier_io.load_classifier(str(bad))
+        model_dirs.load_classifier(str(bad))
 
 
 # ---------------------------------------------------------------- CelebA-format folders
@@ -274,7 +284,7 @@ def test_celeba_train_and_round_trip(tmp_path):
                                 widths=TINY_WIDTHS, progress=False)
     assert set(metrics["attributes"]) == set(ATTRS)
     assert metrics["attributes"]["Smiling"]["accuracy"] == 1.0
-    cfg, params = classifier_io.load_classifier(out)
+    cfg, params = model_dirs.load_classifier(out)
     assert cfg.attribute_names == tuple(ATTRS) and cfg.in_channels == 3
     assert cfg.head_types == ("sigmoid",) * 3
     probs = clf.predict_probs(cfg, params, -jnp.ones((2, 3, 64, 64)))
@@ -319,14 +329,14 @@ def test_celeba_bad_images(tmp_path):
 
 
 def test_shipped_classifier_on_mnist():
-    path = clf.default_classifier_path()
+    path = model_dirs.default_classifier_path()
     assert os.path.isdir(path), f"shipped classifier missing at {path}"
-    assert sorted(os.listdir(path)) == ["README.md", "config.json", "metrics.json", "params"]
-    cfg, params = classifier_io.load_classifier()
+    assert sorted(os.listdir(path)) == ["README.md", "config.json", "metrics.json", "variables"]
+    cfg, params = model_dirs.load_classifier()
     assert cfg.num_attributes == 13 and cfg.resolution == 32
     assert clf.num_params(params) * 4 < 2_000_000
-    x, y = data.load_images(os.path.join(SHARED, "data", "mnist.npz"), "test")
-    imgs = data.to_model_images(x[:300], 32)
+    x, y = loaders.load_images(os.path.join(SHARED, "data", "mnist.npz"), "test")
+    imgs = loaders.to_model_images(x[:300], 32)
     probs = np.asarray(jax.jit(lambda p, im: clf.predict_probs(cfg, p, im))(params, imgs))
     assert np.mean(probs[:, :10].argmax(1) == y[:300]) >= 0.97
     measured = np.asarray(attributes.measured_attributes(
@@ -334,6 +344,6 @@ def test_shipped_classifier_on_mnist():
     for k in range(3):
         assert np.corrcoef(probs[:, 10 + k], measured[:, k])[0, 1] > 0.8
     # Generator-style input: RGB at another resolution still classifies.
-    rgb = np.repeat(data.to_model_images(x[:100], 64), 3, axis=1)
+    rgb = np.repeat(loaders.to_model_images(x[:100], 64), 3, axis=1)
     probs_rgb = np.asarray(clf.predict_probs(cfg, params, rgb))
     assert np.mean(probs_rgb[:, :10].argmax(1) == y[:100]) >= 0.95

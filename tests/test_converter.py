@@ -20,7 +20,7 @@ from conftest import ROOT, SHARED
 import converters
 from converters import torch_storage
 from converters.rosinality_pt import estimate_w_avg
-from sparse_jax import checkpoints
+from sparse_jax.io import model_dirs
 from sparse_jax.models import stylegan2 as sg
 
 REF_DIR = os.path.join(SHARED, "reference", "stylegan2")
@@ -108,7 +108,7 @@ def test_convert_file_returns_cfg_and_variables():
     cfg, variables = converters.convert_file(REF_PKL)
     assert cfg == REF_SG_CFG
     chex.assert_trees_all_equal_shapes_and_dtypes(variables,
-                                                  checkpoints.abstract_generator(cfg))
+                                                  model_dirs.abstract_generator(cfg))
 
 
 # ----------------------------------------------------------------------------- torch-written files
@@ -134,7 +134,7 @@ def _tiny_state(cfg, seed):
     """Official-named state of a random generator (shapes from the model) with no zero term."""
     rng = np.random.default_rng(seed)
     return {k: rng.standard_normal(v.shape).astype(np.float32)
-            for k, v in _flat(checkpoints.abstract_generator(cfg)).items()}
+            for k, v in _flat(model_dirs.abstract_generator(cfg)).items()}
 
 
 def test_tiny_different_config_round_trips(tmp_path):
@@ -358,16 +358,16 @@ def test_bin_convert_writes_a_loadable_directory(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "stylegan2-ada-pytorch" in res.stdout and "32x32" in res.stdout
     assert "1083219 params" in res.stdout
-    cfg, variables = checkpoints.load_generator(out)
+    cfg, variables = model_dirs.load_generator(out)
     assert cfg == REF_SG_CFG
     _assert_tree_equals_state(variables, _ref_state())
-    assert checkpoints.generator_info(out)["flavour"] == "stylegan2-ada-pytorch"
+    assert model_dirs.generator_meta(out)["info"]["flavour"] == "stylegan2-ada-pytorch"
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode != 0 and "--overwrite" in again.stderr
     with pytest.raises(FileExistsError, match="--overwrite"):
         converters.convert(REF_PKL, out)
     converters.convert(REF_PKL, out, overwrite=True)
-    assert checkpoints.load_generator(out)[0] == REF_SG_CFG
+    assert model_dirs.load_generator(out)[0] == REF_SG_CFG
 
 
 def test_rosinality_layout_reproduces_official_images_in_rosinality_semantics():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from sparse_jax import data
+from sparse_jax.data import loaders
 
 
 def _write_idx(path, array, magic):
@@ -37,11 +37,11 @@ def test_idx_folder(tmp_path, gz):
     _write_idx(str(tmp_path / f"train-labels-idx1-ubyte{ext}"), ytr, 0x801)
     _write_idx(str(tmp_path / f"t10k-images-idx3-ubyte{ext}"), xte, 0x803)
     _write_idx(str(tmp_path / f"t10k-labels-idx1-ubyte{ext}"), yte, 0x801)
-    x, y = data.load_images(str(tmp_path), "train")
+    x, y = loaders.load_images(str(tmp_path), "train")
     np.testing.assert_array_equal(x, xtr)
     np.testing.assert_array_equal(y, ytr.astype(np.int32))
     assert x.dtype == np.uint8 and y.dtype == np.int32
-    x, y = data.load_images(str(tmp_path), "test")
+    x, y = loaders.load_images(str(tmp_path), "test")
     np.testing.assert_array_equal(x, xte)
     np.testing.assert_array_equal(y, yte)
 
@@ -49,7 +49,7 @@ def test_idx_folder(tmp_path, gz):
 def test_idx_without_labels_gives_minus_one(tmp_path):
     xtr, _ = _fake_mnist(4, 0)
     _write_idx(str(tmp_path / "train-images-idx3-ubyte"), xtr, 0x803)
-    _, y = data.load_images(str(tmp_path), "train")
+    _, y = loaders.load_images(str(tmp_path), "train")
     np.testing.assert_array_equal(y, -np.ones(4, np.int32))
 
 
@@ -58,7 +58,7 @@ def test_idx_wrong_magic(tmp_path):
     path = str(tmp_path / "train-images-idx3-ubyte")
     _write_idx(path, xtr, 0x801)  # label magic on an image file
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.*magic"):
-        data.load_images(str(tmp_path), "train")
+        loaders.load_images(str(tmp_path), "train")
 
 
 def test_idx_truncated(tmp_path):
@@ -68,12 +68,12 @@ def test_idx_truncated(tmp_path):
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 5)
     with pytest.raises(ValueError, match="header promises"):
-        data.load_images(str(tmp_path), "train")
+        loaders.load_images(str(tmp_path), "train")
 
 
 def test_idx_missing_images(tmp_path):
     with pytest.raises(FileNotFoundError, match="t10k-images"):
-        data.load_images(str(tmp_path), "test")
+        loaders.load_images(str(tmp_path), "test")
 
 
 def test_npz(tmp_path):
@@ -81,50 +81,50 @@ def test_npz(tmp_path):
     xte, yte = _fake_mnist(2, 1)
     path = str(tmp_path / "d.npz")
     np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
-    x, y = data.load_images(path)
+    x, y = loaders.load_images(path)
     np.testing.assert_array_equal(x, xtr)
     np.testing.assert_array_equal(y, ytr)
-    x, y = data.load_images(path, "test")
+    x, y = loaders.load_images(path, "test")
     np.testing.assert_array_equal(x, xte)
 
 
 def test_npz_missing_key_and_file(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x_train=_fake_mnist(2, 0)[0])
-    _, y = data.load_images(path, "train")
+    _, y = loaders.load_images(path, "train")
     np.testing.assert_array_equal(y, [-1, -1])
     with pytest.raises(ValueError, match="d.npz.*x_test"):
-        data.load_images(path, "test")
+        loaders.load_images(path, "test")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
-        data.load_images(str(tmp_path / "nope.npz"))
+        loaders.load_images(str(tmp_path / "nope.npz"))
     with pytest.raises(ValueError, match="split"):
-        data.load_images(path, "val")
+        loaders.load_images(path, "val")
 
 
 def test_npz_wrong_dtype(tmp_path):
     path = str(tmp_path / "f.npz")
     np.savez(path, x_train=np.zeros((2, 28, 28), np.float32))
     with pytest.raises(ValueError, match="uint8"):
-        data.load_images(path)
+        loaders.load_images(path)
 
 
 def test_sklearn_digits_split():
-    xtr, ytr = data.load_images(data.SKLEARN_DIGITS, "train")
-    xte, yte = data.load_images(data.SKLEARN_DIGITS, "test")
+    xtr, ytr = loaders.load_images(loaders.SKLEARN_DIGITS, "train")
+    xte, yte = loaders.load_images(loaders.SKLEARN_DIGITS, "test")
     assert xtr.shape[1:] == (8, 8) and xtr.dtype == np.uint8
     assert len(xtr) + len(xte) == 1797
     assert abs(len(xtr) - 0.8 * 1797) <= 1
     assert xtr.max() == 255 and xtr.min() == 0
     assert set(np.unique(ytr)) == set(range(10)) and set(np.unique(yte)) == set(range(10))
     # The split is deterministic across calls.
-    xtr2, _ = data.load_images(data.SKLEARN_DIGITS, "train")
+    xtr2, _ = loaders.load_images(loaders.SKLEARN_DIGITS, "train")
     np.testing.assert_array_equal(xtr, xtr2)
 
 
 def test_to_model_images_pads_mnist():
     x = np.zeros((2, 28, 28), np.uint8)
     x[:, 0, 0] = 255
-    out = data.to_model_images(x, 32)
+    out = loaders.to_model_images(x, 32)
     chex.assert_shape(out, (2, 1, 32, 32))
     assert out.dtype == np.float32
     assert out[0, 0, 2, 2] == 1.0  # the top-left pixel moved by the 2-pixel pad
@@ -132,14 +132,14 @@ def test_to_model_images_pads_mnist():
 
 
 def test_to_model_images_upsamples_digits_and_channels():
-    x, _ = data.load_images(data.SKLEARN_DIGITS, "test")
-    out = data.to_model_images(x[:3], 32)
+    x, _ = loaders.load_images(loaders.SKLEARN_DIGITS, "test")
+    out = loaders.to_model_images(x[:3], 32)
     chex.assert_shape(out, (3, 1, 32, 32))
     assert -1.0 <= out.min() and out.max() <= 1.0
     # Block-average back to 8x8 stays close to the source digit.
     back = out[:, 0].reshape(3, 8, 4, 8, 4).mean(axis=(2, 4))
     assert np.abs(back - (x[:3] / 127.5 - 1.0)).mean() < 0.2
-    rgb = data.to_model_images(x[:3], 16, channels=3)
+    rgb = loaders.to_model_images(x[:3], 16, channels=3)
     chex.assert_shape(rgb, (3, 3, 16, 16))
     np.testing.assert_array_equal(rgb[:, 0], rgb[:, 2])
 
@@ -147,17 +147,17 @@ def test_to_model_images_upsamples_digits_and_channels():
 def test_to_model_images_rgb_noncentred_crop():
     x = np.zeros((1, 20, 16, 3), np.uint8)
     x[0, 2:18] = 255  # the central 16x16 square
-    out = data.to_model_images(x, 16)
+    out = loaders.to_model_images(x, 16)
     chex.assert_shape(out, (1, 3, 16, 16))
     np.testing.assert_array_equal(out, np.ones_like(out))
-    grey = data.to_model_images(x, 8, channels=1)
+    grey = loaders.to_model_images(x, 8, channels=1)
     chex.assert_shape(grey, (1, 1, 8, 8))
     with pytest.raises(ValueError, match="shape"):
-        data.to_model_images(np.zeros((2, 3, 4, 5), np.uint8))
+        loaders.to_model_images(np.zeros((2, 3, 4, 5), np.uint8))
 
 
 def test_shared_mnist_counts():
     path = os.path.join(SHARED, "data", "mnist.npz")
-    x, y = data.load_images(path, "test")
+    x, y = loaders.load_images(path, "test")
     chex.assert_shape(x, (10000, 28, 28))
     assert np.bincount(y).tolist()[0] == 980

@@ -11,7 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_jax import checkpoints, discover, features, sharding
+from sparse_jax.core import sharding
+from sparse_jax.discovery import features
+from sparse_jax.discovery import run as discover
+from sparse_jax.io import model_dirs
 from sparse_jax.models import stylegan2 as sg
 
 CFG = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2,
@@ -119,7 +122,7 @@ def test_bad_arguments_fail_clearly(variables, kwargs, match):
 
 def test_binary_reports_bad_layer(variables, tmp_path):
     gen = str(tmp_path / "gen")
-    checkpoints.save_generator(gen, CFG, variables)
+    model_dirs.save_generator(gen, CFG, variables)
     proc = subprocess.run(
         [sys.executable, os.path.join(conftest.ROOT, "bin", "discover.py"), "--generator", gen,
          "--layers", "b8.conv9", "--out", str(tmp_path / "out"), "--num_samples", "16"],

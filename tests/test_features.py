@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_jax import directions, features, sharding
+from sparse_jax.core import sharding
+from sparse_jax.discovery import directions, features
 from sparse_jax.models import stylegan2 as sg
 
 CFG = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2,

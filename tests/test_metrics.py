@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from sparse_jax import metrics
+from sparse_jax.evaluation import metrics
 
 DIST = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
 # slopes[d, g, a]: p_a changes linearly by slope * t along direction d with sign g.
@@ -158,7 +158,8 @@ def test_summary_rejects_mismatched_names_and_stdev():
 
 
 def test_plots_render_with_nan_rows(tmp_path):
-    from sparse_jax import io, plots
+    from sparse_jax.core import atomic
+    from sparse_jax.plots import figures as plots
 
     asg = metrics.assign_directions(_preds(BASE_ASSIGN), DIST)
     mean, std = metrics.curves(_preds(BASE_EVAL), DIST, asg)
@@ -169,13 +170,13 @@ def test_plots_render_with_nan_rows(tmp_path):
         "grid.png": plots.walk_grid(np.zeros((2, 3, 1, 8, 8)), ["a", "b"], ["0", "1", "2"]),
     }
     for name, fig in figs.items():
-        io.save_figure(str(tmp_path / name), fig)
+        atomic.save_figure(str(tmp_path / name), fig)
         with open(tmp_path / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_mosaic_layout_and_bad_labels():
-    from sparse_jax import plots
+    from sparse_jax.plots import figures as plots
 
     images = np.full((2, 3, 1, 4, 4), -1.0)
     images[1, 2] = 1.0

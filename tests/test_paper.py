@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from sparse_jax import checkpoints, paper
-from sparse_jax.models import classifier as clf
+from sparse_jax.io import model_dirs
+from sparse_jax.pipeline import paper
 
 METHODS = ("pca-w", "pca", "sefa", "sca", "sca-w")
 
 
 def test_embedded_models_are_shipped():
-    cfg, variables = checkpoints.load_generator(checkpoints.default_generator_path())
+    cfg, variables = model_dirs.load_generator(model_dirs.default_generator_path())
     assert (cfg.img_resolution, cfg.img_channels) == (32, 1)
-    assert os.path.isfile(os.path.join(clf.default_classifier_path(), "config.json"))
+    assert os.path.isfile(os.path.join(model_dirs.default_classifier_path(), "config.json"))
     size = 0
-    for folder in (checkpoints.default_generator_path(), clf.default_classifier_path()):
+    for folder in (model_dirs.default_generator_path(), model_dirs.default_classifier_path()):
         for dirpath, _, files in os.walk(folder):
             size += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
     assert size < 25 * 2**20, size
@@ -43,7 +43,7 @@ def test_smoke_run_writes_every_output(smoke_run):
     sizes = paper.PaperSizes.smoke()
     assert any(line.startswith("sizes: num_samples=300") for line in lines)
     assert run["methods"] == list(METHODS)
-    gen_cfg, _ = checkpoints.load_generator(checkpoints.default_generator_path())
+    gen_cfg, _ = model_dirs.load_generator(model_dirs.default_generator_path())
     for m in METHODS:
         d = np.load(os.path.join(out, "directions", f"directions_{m}.npz"))
         chex.assert_shape(d["lat_comp"], (sizes.k, gen_cfg.w_dim))

@@ -12,8 +12,8 @@ from conftest import SHARED
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from sparse_jax.core.sharding import make_data_mesh
 from sparse_jax.models import stylegan2 as sg
-from sparse_jax.sharding import make_data_mesh
 
 REF_DIR = os.path.join(SHARED, "reference", "stylegan2")
 
@@ -255,17 +255,17 @@ def test_config_validation_and_roundtrip():
 
 
 def test_save_load_roundtrip(tmp_path):
-    from sparse_jax import checkpoints
+    from sparse_jax.io import model_dirs
     v = _tiny()
-    checkpoints.save_generator(str(tmp_path / "g"), TINY, v, info={"source": "test"})
-    cfg, v2 = checkpoints.load_generator(str(tmp_path / "g"))
+    model_dirs.save_generator(str(tmp_path / "g"), TINY, v, info={"source": "test"})
+    cfg, v2 = model_dirs.load_generator(str(tmp_path / "g"))
     assert cfg == TINY
     chex.assert_trees_all_close(v, v2)
-    assert checkpoints.generator_info(str(tmp_path / "g")) == {"source": "test"}
+    assert model_dirs.generator_meta(str(tmp_path / "g"))["info"] == {"source": "test"}
     assert sorted(os.listdir(tmp_path)) == ["g"]  # no temporary leftovers
     bad = dict(v)
     bad["params"] = dict(v["params"], extra=jnp.zeros(3))
     with pytest.raises(ValueError, match="unexpected"):
-        checkpoints.save_generator(str(tmp_path / "h"), TINY, bad)
+        model_dirs.save_generator(str(tmp_path / "h"), TINY, bad)
     with pytest.raises(ValueError, match="no config.json"):
-        checkpoints.load_generator(str(tmp_path))
+        model_dirs.load_generator(str(tmp_path))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_jax import checkpoints
+from sparse_jax.io import model_dirs
 from sparse_jax.models import conv_ops
 from sparse_jax.models import discriminator as disc
 from sparse_jax.models import stylegan2 as sg
@@ -221,7 +221,7 @@ def test_resume_matches_uninterrupted_run_on_sklearn_digits(tmp_path):
     with open(tmp_path / "b" / "progress.json") as f:
         assert json.load(f)["step"] == 4
     assert os.path.exists(tmp_path / "b" / "samples" / "latest.png")
-    cfg, variables = checkpoints.load_generator(export)
+    cfg, variables = model_dirs.load_generator(export)
     assert cfg == GCFG
     chex.assert_trees_all_close(variables["params"], jax.device_get(resumed.ema_params))
     img = sg.generate(cfg, variables, jnp.zeros((2, GCFG.z_dim)))
@@ -270,7 +270,7 @@ def test_packed_discriminator_trains_and_rejects_unpacked_config(tmp_path):
 
 
 def test_make_grid_layout_without_padding():
-    from sparse_jax import images
+    from sparse_jax.core import images
 
     x = np.full((3, 1, 2, 2), -1.0, np.float32)
     x[1] = 1.0

@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_jax import io, metrics, walks
+from sparse_jax.core import atomic
+from sparse_jax.evaluation import metrics, walks
+from sparse_jax.io import direction_files
+from sparse_jax.io.direction_files import read_directions
 from sparse_jax.models import stylegan2 as sg
 
 CFG = sg.GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, img_channels=1, mapping_layers=2,
@@ -156,31 +159,30 @@ def test_bad_inputs(kwargs, match):
 
 
 def _write_directions(path, **arrays):
-    io.save_npz(str(path), **arrays)
+    atomic.save_npz(str(path), **arrays)
     return str(path)
 
 
 def test_direction_file_errors(tmp_path):
-    from sparse_jax import evaluate
 
     good = dict(lat_comp=_directions(3), lat_mean=np.zeros(8), lat_stdev=np.ones(3),
                 method=np.array("sca"))
-    ds = evaluate.load_directions(_write_directions(tmp_path / "ok.npz", **good), w_dim=8)
+    ds = read_directions(_write_directions(tmp_path / "ok.npz", **good), w_dim=8)
     assert ds.method == "sca" and ds.lat_comp.shape == (3, 8)
     missing = {k: v for k, v in good.items() if k != "lat_stdev"}
     with pytest.raises(ValueError, match=r"missing\.npz.*lat_stdev"):
-        evaluate.load_directions(_write_directions(tmp_path / "missing.npz", **missing), w_dim=8)
+        read_directions(_write_directions(tmp_path / "missing.npz", **missing), w_dim=8)
     with pytest.raises(ValueError, match=r"wdim\.npz.*w_dim=8 but the generator has w_dim=16"):
-        evaluate.load_directions(_write_directions(tmp_path / "wdim.npz", **good), w_dim=16)
+        read_directions(_write_directions(tmp_path / "wdim.npz", **good), w_dim=16)
     bad_stdev = dict(good, lat_stdev=np.ones(2))
     with pytest.raises(ValueError, match=r"stdev\.npz.*lat_stdev"):
-        evaluate.load_directions(_write_directions(tmp_path / "stdev.npz", **bad_stdev), w_dim=8)
+        read_directions(_write_directions(tmp_path / "stdev.npz", **bad_stdev), w_dim=8)
     with pytest.raises(FileNotFoundError, match="nope.npz"):
-        evaluate.load_directions(str(tmp_path / "nope.npz"), w_dim=8)
+        direction_files.read_directions(str(tmp_path / "nope.npz"), w_dim=8)
 
 
 def _eval_config(**kw):
-    from sparse_jax import evaluate
+    from sparse_jax.evaluation import run as evaluate
 
     base = dict(num_assign_seeds=6, num_eval_seeds=10, num_distances=4, d_max_samples=200,
                 num_directions=3, grid_directions=2, grid_columns=3, chunk=64)
@@ -203,10 +205,11 @@ def _direction_files(tmp_path):
 def test_run_evaluation_end_to_end(tmp_path, monkeypatch):
     import json
 
-    from sparse_jax import checkpoints, evaluate
+    from sparse_jax.evaluation import run as evaluate
+    from sparse_jax.io import model_dirs
 
     gen_dir = str(tmp_path / "gen")
-    checkpoints.save_generator(gen_dir, CFG, _variables())
+    model_dirs.save_generator(gen_dir, CFG, _variables())
     monkeypatch.setattr(evaluate, "load_predictor",
                         lambda path: (brightness_predict, ["bright", "top_heavy"]))
     config = _eval_config()
@@ -238,9 +241,9 @@ def test_run_evaluation_end_to_end(tmp_path, monkeypatch):
 
 
 def test_evaluate_is_device_count_invariant(tmp_path):
-    from sparse_jax import evaluate
+    from sparse_jax.evaluation import run as evaluate
 
-    sets = [evaluate.load_directions(p, 8, 2) for p in _direction_files(tmp_path)]
+    sets = [direction_files.read_directions(p, 8, 2) for p in _direction_files(tmp_path)]
     config = _eval_config(d_max=1.5, num_eval_seeds=6, chunk=16)
     one, _ = evaluate.evaluate_directions(CFG, _variables(), brightness_predict, ["a", "b"], sets,
                                           config, devices=jax.devices()[:1])
@@ -257,10 +260,10 @@ def test_bin_render(tmp_path):
     import subprocess
     import sys
 
-    from sparse_jax import checkpoints
+    from sparse_jax.io import model_dirs
 
     gen_dir = str(tmp_path / "gen")
-    checkpoints.save_generator(gen_dir, CFG, _variables())
+    model_dirs.save_generator(gen_dir, CFG, _variables())
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = str(tmp_path / "grid.png")
     proc = subprocess.run(

@@ -8,17 +8,14 @@ is read as a probability p_a in [0, 1] by the evaluation protocol.
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 HEAD_KINDS = ("softmax", "sigmoid")
-ASSET_NAME = "classifier_mnist"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,22 +127,6 @@ class ClassifierConfig:
         return cfg
 
 
-def mnist_config(measured_quantiles: Sequence[Sequence[float]] = (), resolution: int = 32,
-                 widths: tuple[int, ...] = (16, 32, 64, 128), convs_per_stage: int = 1,
-                 dataset: str = "") -> ClassifierConfig:
-    """The MNIST layout: softmax over digit_0..digit_9, then sigmoid thickness/slant/width."""
-    from sparse_jax import attributes
-
-    heads = [Head("softmax", tuple(f"digit_{i}" for i in range(10)))]
-    if len(measured_quantiles):
-        heads.append(Head("sigmoid", attributes.MEASURED))
-    return ClassifierConfig(
-        heads=tuple(heads), resolution=resolution, in_channels=1, widths=widths,
-        convs_per_stage=convs_per_stage,
-        measured_quantiles=tuple(tuple(float(v) for v in q) for q in measured_quantiles),
-        dataset=dataset)
-
-
 class ClassifierNet(nn.Module):
     """VGG-style CNN: per stage (2x2 max-pool,) 3x3 conv(s) + ReLU; flatten; dense logits.
 
@@ -230,43 +211,5 @@ def predict_probs(cfg: ClassifierConfig, params: Any, images: jnp.ndarray) -> jn
     return logits_to_probs(cfg, logits_fn(cfg, params, images))
 
 
-def loss_fn(cfg: ClassifierConfig, params: Any, images: jnp.ndarray,
-            targets: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-    """Training loss: cross-entropy per softmax head + binary cross-entropy per sigmoid output.
-
-    Args:
-      images: float [N, C, H, W] in [-1, 1].
-      targets: float [N, A] in [0, 1] (softmax heads: a distribution, e.g. one-hot; sigmoid heads:
-        hard or soft targets); NaN marks a missing label, which is left out of the loss.
-
-    Returns:
-      (scalar loss, {head index as "head{i}": that head's mean loss}).
-    """
-    logits = logits_fn(cfg, params, images)
-    total = jnp.zeros((), jnp.float32)
-    parts = {}
-    for i, (head, sl) in enumerate(cfg.head_slices()):
-        z, t = logits[:, sl], targets[:, sl]
-        if head.kind == "softmax":
-            valid = jnp.all(jnp.isfinite(t), axis=-1)
-            t = jnp.where(valid[:, None], t, 0.0)
-            per = -jnp.sum(t * jax.nn.log_softmax(z, axis=-1), axis=-1)
-        else:
-            valid = jnp.isfinite(t)
-            t = jnp.where(valid, t, 0.0)
-            per = optax.sigmoid_binary_cross_entropy(z, t)
-        w = valid.astype(jnp.float32)
-        head_loss = jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
-        parts[f"head{i}"] = head_loss
-        total = total + head_loss
-    return total, parts
-
-
 def num_params(params: Any) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
-
-
-def default_classifier_path() -> str:
-    """The MNIST classifier shipped inside the package (`sparse_jax/assets/classifier_mnist`)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(os.path.dirname(here), "assets", ASSET_NAME)

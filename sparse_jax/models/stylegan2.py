@@ -37,11 +37,11 @@ import numpy as np
 
 from sparse_jax.models import conv_ops
 
+ARCH = "stylegan2"
 NOISE_MODES = ("const", "none", "random")
 _SQRT2 = math.sqrt(2.0)
-# The standard StyleGAN2 resample filter [1,3,3,1] (outer product, normalised to sum 1).
+# The standard StyleGAN2 resample filter [1,3,3,1] (separable; see _FIR_TAPS_UP).
 _FIR_1D = np.array([1.0, 3.0, 3.0, 1.0], np.float32)
-FIR_FILTER = np.outer(_FIR_1D, _FIR_1D) / np.sum(_FIR_1D) ** 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,11 +191,6 @@ def _fir_pad1(x):
     """upfirdn2d.filter with the up-sampling gain and padding 1: [N,L,L,C] -> [N,L-1,L-1,C]."""
     x = conv_ops.correlate_axis(x, 1, _FIR_TAPS_UP, (1, 1))
     return conv_ops.correlate_axis(x, 2, _FIR_TAPS_UP, (1, 1))
-
-
-def _affine(w, weight, bias):
-    """FullyConnectedLayer with lr multiplier 1 (style affine): [N,w_dim] -> [N,out]."""
-    return w @ (weight * (1.0 / math.sqrt(weight.shape[1]))).T + bias
 
 
 def _modulated_conv(x, weight, styles, *, up: bool, demodulate: bool = True,
@@ -533,3 +528,21 @@ def generate(cfg: GeneratorConfig, variables: Mapping, z: jax.Array, c: jax.Arra
 def num_params(variables: Mapping) -> int:
     leaves = jax.tree_util.tree_leaves(variables.get("params", {}))
     return int(sum(np.prod(x.shape) for x in leaves))
+
+
+def style_affines(cfg: GeneratorConfig, variables: Mapping) -> list[tuple[str, jax.Array]]:
+    """The style affine of every ws slot, in slot order (SeFa's layers).
+
+    Returns:
+      [(name, weight [C, w_dim])]: every conv (b4.conv1, b8.conv0, b8.conv1, ...) then the last
+      block's torgb; entry i reads ws[:, i]. Intermediate torgb layers share a slot with the next
+      conv and are not listed.
+    """
+    syn = variables["params"]["synthesis"]
+    out = []
+    for r in cfg.block_resolutions:
+        for conv in (("conv1",) if r == 4 else ("conv0", "conv1")):
+            out.append((f"synthesis.b{r}.{conv}", syn[f"b{r}"][conv]["affine"]["weight"]))
+    r = cfg.img_resolution
+    out.append((f"synthesis.b{r}.torgb", syn[f"b{r}"]["torgb"]["affine"]["weight"]))
+    return out

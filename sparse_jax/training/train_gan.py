@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparse_jax import data as data_lib
-from sparse_jax import images as images_lib
-from sparse_jax import io as io_lib
+from sparse_jax.core import atomic as io_lib
+from sparse_jax.core import images as images_lib
+from sparse_jax.data import loaders as data_lib
 from sparse_jax.models import discriminator as disc
 from sparse_jax.models import stylegan2 as sg
 from sparse_jax.training import losses
@@ -510,10 +510,10 @@ def write_sample_grid(workdir: str, steps: Steps, state: GanState, grid_z: jax.A
 
 def export_generator(path: str, gcfg: sg.GeneratorConfig, state: GanState) -> None:
     """Writes the EMA generator with `sparse_jax.checkpoints.save_generator`."""
-    from sparse_jax import checkpoints
+    from sparse_jax.io import model_dirs
 
     variables = jax.tree_util.tree_map(np.asarray, ema_variables(state))
-    checkpoints.save_generator(path, gcfg, variables)
+    model_dirs.save_generator(path, gcfg, variables)
 
 
 def _save(mngr: Any, state: GanState, workdir: str, progress: dict[str, Any],

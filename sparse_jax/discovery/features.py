@@ -1,0 +1,302 @@
+"""Sampled generator activations, max-pooled over space (the paper's scalable semantic search).
+
+`sample_features` draws n latents, maps them to W, runs synthesis only as deep as the deepest
+requested layer and keeps, per sample, the max over space of each channel (or of each cell of an
+s x s grid), concatenated over layers. Only the pooled features [n, p] and the latents [n, w_dim]
+are kept; activations live for one batch, so peak memory grows with the batch, not with n.
+
+Sample i's z is `normal(fold_in(key, i))`: it depends on the global index only, so the batch size
+and the number of devices never change which samples are drawn.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from sparse_jax.core import sharding
+from sparse_jax.models import generators
+
+POOL_GLOBAL = 1  # grid size 1 = one global max per channel
+
+
+class Features(NamedTuple):
+    """Output of `sample_features`.
+
+    Attributes:
+      x: [n, p] float32 pooled features, p = sum over layers of C * s * s.
+      w: [n, w_dim] float32 latents (first style vector: all equal unless truncation_cutoff).
+      labels: [n] int labels from `label_fn`, or None.
+    """
+
+    x: np.ndarray
+    w: np.ndarray
+    labels: np.ndarray | None
+
+
+class BatchOutOfMemory(RuntimeError):
+    """A batch did not fit in (device) memory; the message says to lower the batch size."""
+
+
+def synthesis_layer_names(cfg: generators.GeneratorConfig) -> list[str]:
+    """Every official synthesis-network layer name of `cfg` (what `resolve_layers` accepts)."""
+    return list(generators.synthesis_layer_names(cfg))
+
+
+def default_layers(cfg: generators.GeneratorConfig) -> tuple[str, ...]:
+    """`conv1` of the blocks at 1/4 and 1/2 of the output resolution (b8, b16 for a 32x32 G)."""
+    res = cfg.img_resolution
+    return (f"synthesis.b{res // 4}.conv1", f"synthesis.b{res // 2}.conv1")
+
+
+def resolve_layers(cfg: generators.GeneratorConfig, layers: Sequence[str] | str | None
+                   ) -> tuple[str, ...]:
+    """Validates layer names, accepting short forms ("b8.conv1" for "synthesis.b8.conv1").
+
+    Args:
+      cfg: generator config.
+      layers: names, a comma-separated string, or None/empty for `default_layers(cfg)`.
+
+    Returns:
+      Full official names, duplicates removed, in the given order.
+
+    Raises:
+      ValueError: an unknown name; the message lists the valid ones.
+    """
+    if layers is None or (isinstance(layers, str) and not layers.strip()):
+        return default_layers(cfg)
+    if isinstance(layers, str):
+        layers = [s for s in (t.strip() for t in layers.split(",")) if s]
+    if not layers:
+        return default_layers(cfg)
+    valid = synthesis_layer_names(cfg)
+    valid_set = set(valid)
+    out: list[str] = []
+    for name in layers:
+        full = name if name.startswith("synthesis.") else "synthesis." + name
+        if full not in valid_set:
+            raise ValueError(
+                f"unknown layer {name!r} for a {cfg.img_resolution}x{cfg.img_resolution} "
+                "generator; "
+                f"valid layers (the 'synthesis.' prefix is optional): {', '.join(valid)}"
+            )
+        if full not in out:
+            out.append(full)
+    return tuple(out)
+
+
+def parse_pool(spec: str | int) -> int:
+    """Parses a pooling spec: "global"/"max"/1 -> 1 (global max); "grid4"/"4"/4 -> 4x4 grid."""
+    if isinstance(spec, (int, np.integer)):
+        s = int(spec)
+    else:
+        text = str(spec).strip().lower()
+        if text in ("global", "max", "gmax"):
+            return POOL_GLOBAL
+        text = text.removeprefix("grid").removeprefix(":")
+        try:
+            s = int(text)
+        except ValueError:
+            raise ValueError(
+                f"bad pooling spec {spec!r}: expected 'global' or 'gridS' / S (an S x S grid)"
+            ) from None
+    if s < 1:
+        raise ValueError(f"bad pooling spec {spec!r}: grid size must be >= 1")
+    return s
+
+
+def pool_name(grid: int) -> str:
+    """Inverse of `parse_pool` for file metadata: 1 -> "global", 4 -> "grid4"."""
+    return "global" if grid == POOL_GLOBAL else f"grid{grid}"
+
+
+def max_pool(act: jax.Array, grid: int = POOL_GLOBAL) -> jax.Array:
+    """Max-pools an activation over space.
+
+    Args:
+      act: [N, C, H, W] (NCHW) or [N, C] (non-spatial, e.g. an affine's styles: returned as is).
+      grid: 1 for one global max per channel; s for an s x s grid of maxima (H, W divisible by s).
+
+    Returns:
+      [N, C * grid * grid] ordered channel-major (c, gy, gx).
+    """
+    if act.ndim == 2:
+        return act
+    if act.ndim != 4:
+        raise ValueError(f"max_pool: expected [N, C, H, W] or [N, C], got shape {act.shape}")
+    n, c, h, w = act.shape
+    if grid == POOL_GLOBAL:
+        return jnp.max(act, axis=(2, 3))
+    if h % grid or w % grid:
+        raise ValueError(f"max_pool: a {grid}x{grid} grid does not divide a {h}x{w} activation")
+    cells = act.reshape(n, c, grid, h // grid, grid, w // grid)
+    return jnp.max(cells, axis=(3, 5)).reshape(n, c * grid * grid)
+
+
+def pool_features(acts: dict[str, jax.Array], layers: Sequence[str], grid: int) -> jax.Array:
+    """Concatenates `max_pool(acts[name], grid)` over `layers` (in order): [N, p]."""
+    return jnp.concatenate([max_pool(acts[name], grid) for name in layers], axis=-1)
+
+
+def feature_dim(cfg: generators.GeneratorConfig, layers: Sequence[str], grid: int) -> int:
+    """p, the width of the pooled features, computed without running the generator."""
+    variables = generators.abstract_variables(cfg)
+    fn = _make_step(cfg, tuple(layers), grid, 1.0, False)
+    out = jax.eval_shape(fn, variables, jax.random.key(0), jnp.zeros((1,), jnp.int32))
+    return int(out[0].shape[-1])
+
+
+def latents_for_indices(key: jax.Array, idx: jax.Array, z_dim: int) -> jax.Array:
+    """z [B, z_dim]: one standard normal draw per global sample index in idx [B]."""
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (z_dim,)))(idx)
+
+
+def _make_step(
+    cfg: generators.GeneratorConfig,
+    layers: tuple[str, ...],
+    grid: int,
+    truncation: float,
+    with_images: bool,
+) -> Callable:
+    """step(variables, key, idx [B]) -> (features [B, p], w [B, w_dim], images or None)."""
+
+    def step(variables, key, idx):
+        z = latents_for_indices(key, idx, cfg.z_dim)
+        ws = generators.map_latents(cfg, variables, z, truncation_psi=truncation)
+        if with_images:
+            img, acts = generators.synthesize(cfg, variables, ws, noise_mode="const", layers=layers)
+        else:
+            img = None
+            acts = generators.synthesize(
+                cfg, variables, ws, noise_mode="const", layers=layers, return_image=False
+            )
+        return pool_features(acts, layers, grid), ws[:, 0], img
+
+    return step
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_step(
+    cfg: generators.GeneratorConfig,
+    layers: tuple[str, ...],
+    grid: int,
+    truncation: float,
+    with_images: bool,
+    mesh: Mesh,
+) -> Callable:
+    """The jitted step with its shardings; cached so repeated calls reuse the compilation."""
+    data = sharding.data_sharding(mesh)
+    repl = sharding.replicated(mesh)
+    return jax.jit(
+        _make_step(cfg, layers, grid, truncation, with_images),
+        in_shardings=(repl, repl, data),
+        out_shardings=(data, data, data if with_images else None),
+    )
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in str(err)
+
+
+def sample_features(
+    cfg: generators.GeneratorConfig,
+    variables: dict,
+    key: jax.Array,
+    num_samples: int,
+    *,
+    layers: Sequence[str] | str | None = None,
+    pool: int | str = POOL_GLOBAL,
+    batch_size: int = 256,
+    truncation: float = 1.0,
+    mesh: Mesh | None = None,
+    label_fn: Callable[[jax.Array], jax.Array] | None = None,
+    progress: bool = True,
+    desc: str = "features",
+) -> Features:
+    """Samples latents and returns their max-pooled features, streamed batch by batch.
+
+    Args:
+      cfg: generator config (static).
+      variables: generator variables {'params', 'buffers'}.
+      key: PRNG key; sample i uses `fold_in(key, i)`, so use another key for fresh samples.
+      num_samples: n >= 1 (the paper uses 10,000; up to ~1e6 fits in host memory for small p).
+      layers: synthesis layer names (short forms accepted); None for `default_layers(cfg)`.
+      pool: 1/"global" for one max per channel, s/"grid{s}" for an s x s grid per channel.
+      batch_size: samples per jitted step (rounded up to a multiple of the mesh size).
+      truncation: truncation psi applied when mapping z -> w.
+      mesh: 1-D data mesh (default: all devices); the batch axis is sharded over it.
+      label_fn: optional images [B, C, H, W] -> int labels [B]; forces full-depth synthesis.
+      progress: show a tqdm bar.
+      desc: label of the progress bar.
+
+    Returns:
+      Features(x [n, p], w [n, w_dim], labels [n] or None), host float32 arrays.
+
+    Raises:
+      ValueError: bad layer name, pooling spec, or sizes.
+      BatchOutOfMemory: a batch did not fit; lower the batch size.
+    """
+    from tqdm.auto import tqdm
+
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if cfg.c_dim:
+        raise ValueError(
+            f"conditional generators (c_dim={cfg.c_dim}) are not supported by feature sampling"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    names = resolve_layers(cfg, layers)
+    grid = parse_pool(pool)
+    mesh = sharding.make_data_mesh() if mesh is None else mesh
+    batch = sharding.round_up(min(batch_size, num_samples), mesh.size)
+    step = _compiled_step(cfg, names, grid, float(truncation), label_fn is not None, mesh)
+    data = sharding.data_sharding(mesh)
+    repl = sharding.replicated(mesh)
+    variables = jax.device_put(variables, repl)
+    key = jax.device_put(key, repl)
+
+    x_out: np.ndarray | None = None
+    w_out = np.empty((num_samples, cfg.w_dim), np.float32)
+    labels = np.empty((num_samples,), np.int64) if label_fn is not None else None
+
+    def collect(start, n_valid, result):
+        nonlocal x_out
+        feats, w, img = result
+        feats = sharding.to_host(feats)[:n_valid]
+        if x_out is None:
+            x_out = np.empty((num_samples, feats.shape[1]), np.float32)
+        x_out[start : start + n_valid] = feats
+        w_out[start : start + n_valid] = sharding.to_host(w)[:n_valid]
+        if labels is not None:
+            if not img.is_fully_addressable:
+                img = sharding.to_host(img)
+            labels[start : start + n_valid] = np.asarray(label_fn(img))[:n_valid]
+
+    starts = range(0, num_samples, batch)
+    pending = None
+    try:
+        for start in tqdm(starts, desc=desc, disable=not progress, unit="batch"):
+            n_valid = min(batch, num_samples - start)
+            # Padded rows get real (larger) indices so every batch has one shape: no recompiles.
+            idx = np.arange(start, start + batch, dtype=np.int32)
+            result = step(variables, key, sharding.shard_host_array(idx, data))
+            # Dispatch is asynchronous: fetch the previous batch while this one runs.
+            if pending is not None:
+                collect(*pending)
+            pending = (start, n_valid, result)
+        if pending is not None:
+            collect(*pending)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, BatchOutOfMemory) or not _is_oom(err):
+            raise
+        raise BatchOutOfMemory(
+            f"out of memory with a batch of {batch} samples ({mesh.size} device(s)); "
+            "lower the batch size (--batch)"
+        ) from err
+    assert x_out is not None
+    return Features(x=x_out, w=w_out, labels=labels)

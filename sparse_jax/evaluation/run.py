@@ -1,0 +1,385 @@
+"""Evaluation of direction files: walks -> Table 1 (S_e, S_d, d50) and Figs. 3-6.
+
+`run_evaluation` is the entry point of `bin/evaluate` (and of the main job); `run_render` is that of
+`bin/render`. Both load models and direction files, call `sparse_jax.walks` and
+`sparse_jax.metrics`, and write their outputs atomically through `sparse_jax.io`.
+The protocol is defined in docs/metrics.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import re
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from sparse_jax.core import atomic
+from sparse_jax.evaluation import metrics, walks
+from sparse_jax.io import direction_files
+from sparse_jax.io.direction_files import DirectionSet
+from sparse_jax.models import generators
+from sparse_jax.plots import figures as plots
+
+logger = logging.getLogger(__name__)
+
+# Streams folded into the --seed key: walks (seed index i is z = normal(fold_in(walk_key, i)))
+# and the latent sample that sets the default d_max.
+WALK_STREAM = 0
+DMAX_STREAM = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Every number of the protocol (docs/metrics.md); each is a flag of bin/evaluate."""
+
+    seed: int = 0
+    num_assign_seeds: int = 100
+    num_eval_seeds: int = 500
+    num_distances: int = 11
+    d_max: float | None = None
+    d_max_sigmas: float = 3.0
+    d_max_samples: int = 10000
+    num_directions: int | None = 10
+    threshold: float = 0.5
+    target: float = 0.5
+    layer_range: tuple[int, int] | None = None
+    truncation_psi: float = 1.0
+    chunk: int | None = None  # None: walks.default_chunk() (64 on CPU, 256 elsewhere)
+    figures: bool = True
+    grid_directions: int = 8
+    grid_columns: int = 9
+    save_predictions: bool = True
+
+    def __post_init__(self):
+        checks = [
+            (self.num_assign_seeds >= 1, "num_assign_seeds must be >= 1"),
+            (self.num_eval_seeds >= 1, "num_eval_seeds must be >= 1"),
+            (self.num_distances >= 2, "num_distances must be >= 2 (0 and d_max)"),
+            (self.d_max is None or self.d_max > 0, "d_max must be > 0"),
+            (self.d_max_sigmas > 0, "d_max_sigmas must be > 0"),
+            (self.d_max_samples >= 2, "d_max_samples must be >= 2"),
+            (self.num_directions is None or self.num_directions >= 1,
+             "num_directions must be >= 1 (or None for all)"),
+            (0.0 < self.threshold < 1.0, "threshold must be in (0, 1)"),
+            (0.0 < self.target <= 1.0, "target must be in (0, 1]"),
+            (self.chunk is None or self.chunk >= 1, "chunk must be >= 1 (or None: automatic)"),
+            (self.grid_directions >= 1, "grid_directions must be >= 1"),
+            (self.grid_columns >= 2, "grid_columns must be >= 2"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"EvalConfig: {message}")
+
+
+class Evaluation(NamedTuple):
+    """Output of `run_evaluation`: the Table 1 numbers, their markdown and the files written."""
+
+    results: dict[str, Any]
+    markdown: str
+    files: list[str]
+
+
+def stream_key(seed: int, stream: int) -> jax.Array:
+    """fold_in(key(seed), stream), with explicit transfers (works under transfer_guard)."""
+    def put(x):
+        return jax.device_put(np.uint32(x))
+
+    return jax.random.fold_in(jax.random.key(put(seed)), put(stream))
+
+
+def walk_key(seed: int) -> jax.Array:
+    """The key of the walk seeds: seed index i (in evaluate and render alike) is the same z."""
+    return stream_key(seed, WALK_STREAM)
+
+
+def _unique_methods(sets: Sequence[DirectionSet]) -> list[DirectionSet]:
+    seen: dict[str, int] = {}
+    out = []
+    for s in sets:
+        name = s.method
+        if name in seen:
+            name = f"{s.method} ({os.path.basename(s.path)})"
+        seen[s.method] = seen.get(s.method, 0) + 1
+        out.append(s._replace(method=name))
+    return out
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "method"
+
+
+def load_predictor(classifier: str | None) -> tuple[Callable, list[str]]:
+    """The classifier as a jit-able predict_fn (a `Partial` holding its params) and its names."""
+    from sparse_jax.io import model_dirs
+    from sparse_jax.models import classifier as clf
+
+    cfg_c, params_c = model_dirs.load_classifier(classifier)
+    predict = jax.tree_util.Partial(functools.partial(clf.predict_probs, cfg_c), params_c)
+    return predict, list(cfg_c.attribute_names)
+
+
+def load_generator(generator: str | None) -> tuple[generators.GeneratorConfig, Any]:
+    """(cfg, variables) from a generator directory, or the embedded default when None."""
+    from sparse_jax.io import model_dirs
+
+    return model_dirs.load_generator(
+        generator if generator is not None else model_dirs.default_generator_path())
+
+
+def default_d_max(cfg: generators.GeneratorConfig, variables: Any, config: EvalConfig
+                  ) -> tuple[float, str]:
+    """(d_max, a sentence saying where it came from)."""
+    if config.d_max is not None:
+        return float(config.d_max), "set by --d_max"
+    key = stream_key(config.seed, DMAX_STREAM)
+    std = walks.w_pca_stdev(cfg, variables, key, config.d_max_samples, config.truncation_psi)
+    if not std > 0:
+        raise ValueError("d_max: w has zero variance along its first principal component; "
+                         "set --d_max explicitly")
+    return config.d_max_sigmas * std, (
+        f"{config.d_max_sigmas:g} x {std:.4g}, the std of w along the first PCA component of W "
+        f"from {config.d_max_samples} samples")
+
+
+def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict_fn: Callable,
+                        attribute_names: Sequence[str], direction_sets: Sequence[DirectionSet],
+                        config: EvalConfig = EvalConfig(),
+                        devices: Sequence[jax.Device] | None = None
+                        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Walks every method's directions and computes Table 1 (no file output).
+
+    Args:
+      cfg, variables: the generator.
+      predict_fn: images [B, C, H, W] in [-1, 1] -> [B, A] in [0, 1] (see `walks.run_walks`).
+      attribute_names: A names.
+      direction_sets: one per method, from `load_directions`.
+      config: the protocol's numbers.
+      devices: devices to shard the walks over (default all).
+
+    Returns:
+      results: JSON-ready dict (Table 1 numbers, per-attribute details, settings);
+      preds: method -> float32 [S_assign + S_eval, D, 2, T, A] (assignment seeds first).
+    """
+    if not direction_sets:
+        raise ValueError("evaluate: no direction files given")
+    d_max, source = default_d_max(cfg, variables, config)
+    distances = np.linspace(0.0, d_max, config.num_distances)
+    n_a, n_e = config.num_assign_seeds, config.num_eval_seeds
+    seeds = np.arange(n_a + n_e, dtype=np.int32)
+    results: dict[str, Any] = {
+        "d_max": d_max, "d_max_source": source, "distances": distances.tolist(),
+        "attributes": list(attribute_names), "num_assign_seeds": n_a, "num_eval_seeds": n_e,
+        "assign_seed_indices": [0, n_a], "eval_seed_indices": [n_a, n_a + n_e],
+        "config": dataclasses.asdict(config), "generator": cfg.to_dict(), "methods": {},
+        "direction_files": {},
+    }
+    all_preds = {}
+    for ds in _unique_methods(direction_sets):
+        logger.info("walking %s: %d seeds x %d directions x 2 signs x %d distances", ds.method,
+                    seeds.size, ds.lat_comp.shape[0], distances.size)
+        out = walks.run_walks(cfg, variables, walk_key(config.seed), seeds, ds.lat_comp,
+                              distances, predict_fn=predict_fn, layer_range=config.layer_range,
+                              truncation_psi=config.truncation_psi, chunk=config.chunk,
+                              devices=devices)
+        if out.preds.shape[-1] != len(attribute_names):
+            raise ValueError(f"predict_fn gives {out.preds.shape[-1]} attributes but "
+                             f"{len(attribute_names)} attribute names were given")
+        all_preds[ds.method] = out.preds
+        results["methods"][ds.method] = metrics.summarize_method(
+            out.preds[:n_a], out.preds[n_a:], distances, attribute_names, ds.lat_stdev,
+            config.threshold, config.target)
+        results["direction_files"][ds.method] = ds.path
+    return results, all_preds
+
+
+def _curve_arrays(summary: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def arr(key):
+        return np.array([[np.nan if x is None else x for x in r[key]]
+                         for r in summary["attributes"].values()], np.float64)
+
+    return arr("curve_mean"), arr("curve_std")
+
+
+def _a_matrix(summary: dict[str, Any]) -> np.ndarray:
+    return np.array([[np.nan if x is None else x for x in row] for row in summary["A"]])
+
+
+def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict[str, Any],
+                  preds: dict[str, np.ndarray], direction_sets: Sequence[DirectionSet],
+                  out_dir: str, config: EvalConfig,
+                  devices: Sequence[jax.Device] | None = None) -> list[str]:
+    """Figs. 3-6 for an evaluation; returns the paths written."""
+    files = []
+    names = results["attributes"]
+    distances = np.asarray(results["distances"])
+    d_max = results["d_max"]
+    methods = results["methods"]
+    n_a = config.num_assign_seeds
+    key = walk_key(config.seed)
+    sets = dict(zip(methods, _unique_methods(direction_sets), strict=True))
+
+    # Fig. 3: the first directions of each method on the first evaluation seed, -d_max .. d_max.
+    cols = np.linspace(-d_max, d_max, config.grid_columns)
+    for method, ds in sets.items():
+        k = min(config.grid_directions, ds.lat_comp.shape[0])
+        out = walks.run_walks(cfg, variables, key, [n_a], ds.lat_comp[:k], cols, signs=(1.0,),
+                              layer_range=config.layer_range, return_images=True,
+                              truncation_psi=config.truncation_psi, chunk=config.chunk,
+                              devices=devices)
+        fig = plots.walk_grid(out.images[0, :, 0], [f"d{i}" for i in range(k)],
+                              [f"{c:+.2g}" for c in cols],
+                              title=f"{method}: seed {n_a}, W distance along each direction")
+        path = os.path.join(out_dir, f"fig3_walks_{_file_stem(method)}.png")
+        atomic.save_figure(path, fig)
+        files.append(path)
+
+    # Fig. 4: for each attribute, its assigned direction in every method, on one seed that starts
+    # negative for it (the first such evaluation seed of the first method's predictions).
+    first = next(iter(preds.values()))
+    rows, labels = [], []
+    blank = None
+    for a, name in enumerate(names):
+        negative = np.nonzero(first[n_a:, 0, 0, 0, a] < config.threshold)[0]
+        for method, ds in sets.items():
+            r = methods[method]["attributes"][name]
+            labels.append(f"{name} / {method}")
+            if r["direction"] is None or not negative.size:
+                rows.append(None)
+                labels[-1] += " (n/a)"
+                continue
+            seed = n_a + int(negative[0])
+            d = ds.lat_comp[r["direction"]] * r["sign"]
+            out = walks.run_walks(cfg, variables, key, [seed], d[None], distances, signs=(1.0,),
+                                  layer_range=config.layer_range, return_images=True,
+                                  truncation_psi=config.truncation_psi, chunk=config.chunk,
+                                  devices=devices)
+            rows.append(out.images[0, 0, 0])
+            blank = np.zeros_like(rows[-1])  # mid-grey tiles mark an n/a row
+    if blank is not None:
+        grid = np.stack([blank if r is None else r for r in rows])
+        fig = plots.walk_grid(grid, labels, [f"{t:.2g}" for t in distances],
+                              title="Assigned direction per attribute and method (W distance)",
+                              tile_inches=0.45)
+        path = os.path.join(out_dir, "fig4_walks.png")
+        atomic.save_figure(path, fig)
+        files.append(path)
+
+    # Fig. 5: mean +- std of p along each attribute's direction over its negative seeds.
+    curves = {m: _curve_arrays(s) for m, s in methods.items()}
+    fig = plots.curves_figure(distances, curves, names,
+                              title=f"p along the assigned direction ({config.num_eval_seeds} "
+                                    "evaluation seeds, those starting negative)")
+    path = os.path.join(out_dir, "fig5_curves.png")
+    atomic.save_figure(path, fig)
+    files.append(path)
+
+    # Fig. 6: A as heat maps.
+    fig = plots.heatmaps_figure({m: _a_matrix(s) for m, s in methods.items()}, names,
+                                {m: s["S_d"] for m, s in methods.items()})
+    path = os.path.join(out_dir, "fig6_disentanglement.png")
+    atomic.save_figure(path, fig)
+    files.append(path)
+    return files
+
+
+def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str | None = None,
+                   classifier: str | None = None, config: EvalConfig = EvalConfig(),
+                   devices: Sequence[jax.Device] | None = None) -> Evaluation:
+    """Evaluates direction files and writes Table 1 and the figures.
+
+    Args:
+      direction_paths: `directions_<method>.npz` files, one per method (column order).
+      out_dir: folder for table1.md, table1.json, fig*.png and preds_<method>.npz.
+      generator: generator directory; None -> the embedded MNIST default.
+      classifier: classifier directory; None -> the embedded MNIST classifier.
+      config: the protocol's numbers.
+      devices: devices to shard the walks over (default all).
+
+    Returns:
+      An `Evaluation` (results dict as in table1.json, the markdown, the files written).
+    """
+    cfg, variables = load_generator(generator)
+    predict_fn, names = load_predictor(classifier)
+    sets = [direction_files.read_directions(p, cfg.w_dim, config.num_directions)
+            for p in direction_paths]
+    results, preds = evaluate_directions(cfg, variables, predict_fn, names, sets, config, devices)
+    results["generator_path"] = generator or "embedded default"
+    results["classifier_path"] = classifier or "embedded default"
+    markdown = metrics.table1_markdown(results)
+    os.makedirs(out_dir, exist_ok=True)
+    files = [os.path.join(out_dir, "table1.md"), os.path.join(out_dir, "table1.json")]
+    atomic.write_text(files[0], markdown)
+    atomic.write_json(files[1], results)
+    if config.save_predictions:
+        for method, p in preds.items():
+            path = os.path.join(out_dir, f"preds_{_file_stem(method)}.npz")
+            atomic.save_npz(path, preds=p.astype(np.float32), distances=np.asarray(
+                results["distances"]), num_assign_seeds=config.num_assign_seeds,
+                attributes=np.asarray(names))
+            files.append(path)
+    if config.figures:
+        files += write_figures(cfg, variables, results, preds, sets, out_dir, config, devices)
+    return Evaluation(results=results, markdown=markdown, files=files)
+
+
+def render_distances(direction_set: DirectionSet, distances: Sequence[float] | None,
+                     sigmas: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
+    """[D, T] W distances and column labels from --distances (absolute) or --sigmas."""
+    if (distances is None) == (sigmas is None):
+        raise ValueError("render: pass exactly one of --distances and --sigmas")
+    d = direction_set.lat_comp.shape[0]
+    if distances is not None:
+        t = np.asarray(distances, np.float64)
+        return np.broadcast_to(t, (d, t.size)), [f"{x:+.3g}" for x in t]
+    s = np.asarray(sigmas, np.float64)
+    if not np.all(np.isfinite(direction_set.lat_stdev)) or np.any(direction_set.lat_stdev <= 0):
+        raise ValueError(f"{direction_set.path}: --sigmas needs positive lat_stdev values; use "
+                         f"--distances instead")
+    return direction_set.lat_stdev[:, None] * s[None, :], [f"{x:+.3g}σ" for x in s]
+
+
+def run_render(direction_path: str, out_path: str, generator: str | None = None,
+               seeds: Sequence[int] = (0,), num_directions: int = 8,
+               distances: Sequence[float] | None = None, sigmas: Sequence[float] | None = None,
+               layer_range: tuple[int, int] | None = None, seed: int = 0,
+               truncation_psi: float = 1.0, chunk: int | None = None,
+               devices: Sequence[jax.Device] | None = None) -> str:
+    """Renders a walk grid (rows: seed x direction, columns: distances) to a PNG.
+
+    Args:
+      direction_path: a direction file.
+      out_path: the PNG to write.
+      generator: generator directory; None -> the embedded default.
+      seeds: seed indices (the same indices as bin/evaluate with the same --seed).
+      num_directions: the first n directions of the file.
+      distances: signed absolute W distances (columns), or
+      sigmas: signed distances in units of each direction's lat_stdev.
+      layer_range: edit only ws slots [start, end).
+      seed: the --seed the walk key comes from.
+      truncation_psi, chunk, devices: as in `walks.run_walks`.
+
+    Returns:
+      out_path.
+    """
+    if not seeds:
+        raise ValueError("render: --seeds is empty")
+    cfg, variables = load_generator(generator)
+    ds = direction_files.read_directions(direction_path, cfg.w_dim, num_directions)
+    dist, col_labels = render_distances(ds, distances, sigmas)
+    out = walks.run_walks(cfg, variables, walk_key(seed), np.asarray(seeds, np.int64),
+                          ds.lat_comp, dist, signs=(1.0,), layer_range=layer_range,
+                          truncation_psi=truncation_psi, chunk=chunk, return_images=True,
+                          devices=devices)
+    images = out.images[:, :, 0]                              # [S, D, T, C, H, W]
+    k = images.shape[1]
+    grid = images.reshape((-1,) + images.shape[2:])
+    rows = [f"seed {s} d{i}" if len(seeds) > 1 else f"d{i}" for s in seeds for i in range(k)]
+    title = f"{ds.method}" + (f", seed {seeds[0]}" if len(seeds) == 1 else "")
+    if layer_range is not None:
+        title += f", ws [{layer_range[0]}, {layer_range[1]})"
+    atomic.save_figure(out_path, plots.walk_grid(grid, rows, col_labels, title=title))
+    return out_path
