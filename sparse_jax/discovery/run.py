@@ -38,6 +38,27 @@ SCA_ROTATE_Z = False  # SCA fast mode; see _sca_basis
 
 
 @dataclasses.dataclass(frozen=True)
+class DiscoveryConfig:
+    """The settings of one discovery run: `run_discovery(cfg, variables, **asdict(config))`.
+
+    The fields are `run_discovery`'s keyword arguments (same names, same defaults; a test keeps
+    them equal) and the flags of `sparse-jax discover` are derived from them.
+    """
+
+    methods: str | None = None  # comma list; None: all of METHODS
+    layers: str | None = None  # comma list; None: features.default_layers(cfg)
+    pool: str = "global"
+    num_samples: int = 10_000
+    num_regression_samples: int | None = None
+    k: int = 20
+    gamma: float | None = None
+    target_sparsity: float = 0.8
+    seed: int = 0
+    batch: int = 256
+    truncation: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
 class MethodResult:
     """One method's directions and metadata (what `directions_<method>.npz` holds).
 
