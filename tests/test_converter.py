@@ -383,4 +383,4 @@ def test_rosinality_layout_reproduces_official_images_in_rosinality_semantics():
 
 def test_refuses_legacy_tensorflow_pickles_with_a_hint(tmp_path):
     data = b"\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01."
-    _expect_error(_write(tmp_path, "tf.pkl", data), "legacy TensorFlow", "legacy.py")
+    _expect_error(_write(tmp_path, "tf.pkl", data), "TensorFlow Network without a state dict")
