@@ -115,7 +115,9 @@ def test_summary_and_table():
                "methods": {"M1": summary, "M2": summary}}
     json.dumps(results, allow_nan=False)  # strict JSON: no NaN or inf anywhere
     md = metrics.table1_markdown(results)
-    assert "| Efficiency S_e (Δp per unit W distance) | 0.200 | 0.200 |" in md
+    assert "| End-point S_e, paper-literal (Δp at d_max / d_max) | 0.200 | 0.200 |" in md
+    assert summary["efficiency"] is None
+    assert summary["efficiency_status"] == metrics.NA_NO_REACH_WALK
     assert "| Median d50 (W distance) | not reached | not reached |" in md
     assert "(shared with two)" in md and metrics.NA_NO_EVAL_SEED in md
 

@@ -1,6 +1,9 @@
 """The evaluation protocol: assignment of directions to attributes, S_e, d50, A and S_d.
 
 Pure NumPy functions on arrays of classifier outputs; `docs/metrics.md` defines every number.
+The evaluation computes the same numbers on the device (`device_metrics`); these functions are
+its test oracle, and `summary_from_numbers` formats either backend's output. The headline
+distance-to-effect efficiency is in `efficiency`.
 A prediction array `preds` has shape [S, D, G, T, A]: seeds x directions x signs x distances x
 attributes, holding p_a in [0, 1] for the image at w + sign_g * t_k * d (see `sparse_jax.walks`).
 The distance grid must start at 0 and end at d_max.
@@ -17,6 +20,7 @@ NA_NO_EVAL_SEED = "n/a (no seed starts negative)"
 NA_NO_ASSIGN_SEED = "n/a (no assignment seed starts negative)"
 NA_NO_CHANGE = "n/a (no attribute changed)"
 NOT_REACHED = "not reached"
+NA_NO_REACH_WALK = "n/a (no distance-to-effect walk)"
 REACHED = "reached"
 
 
@@ -243,10 +247,57 @@ def _status(x: float, na_reason: str) -> str:
     return NOT_REACHED if np.isinf(x) else REACHED
 
 
+NUMBER_FIELDS = ("direction", "sign", "gain", "num_negative_assign", "num_negative_eval", "s_e",
+                 "mean", "std", "d50", "a_matrix", "s_d", "efficiency", "reach_distance",
+                 "reached")
+
+
+def table_numbers(preds_assign: Any, preds_eval: Any, distances: Any, reach_preds: Any = None,
+                  reach_distances: Any = None, reach_index: Any = None, threshold: float = 0.5,
+                  target: float = 0.5, shift: float = 0.5) -> dict[str, Any]:
+    """Every per-attribute number of one method (NumPy; the oracle of `device_metrics`).
+
+    Args:
+      preds_assign: [S_assign, D, G, T, A]; preds_eval: [S_eval, D, G, T, A]; distances: [T].
+      reach_preds: [S_eval, U, T_r, A] the evaluation seeds walked along U signed directions
+        on the reach grid reach_distances [T_r]; reach_index: int [A] the walk of attribute a
+        (-1: none). None: the distance-to-effect numbers are NaN.
+      threshold, target, shift: see docs/metrics.md.
+
+    Returns:
+      {field: array} for every name in NUMBER_FIELDS (as `device_metrics.Numbers`).
+    """
+    pa, t = check_preds(preds_assign, distances, "assignment preds")
+    pe, _ = check_preds(preds_eval, distances, "evaluation preds")
+    if pa.shape[1:] != pe.shape[1:]:
+        raise ValueError(f"assignment preds {pa.shape} and evaluation preds {pe.shape} differ "
+                         f"beyond the seed axis")
+    asg = assign_directions(pa, t, threshold)
+    s_e, n_neg = efficiency(pe, t, asg, threshold)
+    mean, std = curves(pe, t, asg, threshold)
+    mat = disentanglement_matrix(pe, t, asg, threshold)
+    num_a = pe.shape[-1]
+    reach = {k: np.full(num_a, np.nan) for k in ("efficiency", "distance", "reached")}
+    if reach_preds is not None:
+        from sparse_jax.evaluation import efficiency as reach_metrics
+
+        idx = np.where(asg.direction >= 0, np.asarray(reach_index), -1)
+        reach = reach_metrics.reach_numbers(reach_preds, reach_distances, idx,
+                                            negative_mask(pe, threshold), shift)
+    return {"direction": asg.direction, "sign": asg.sign, "gain": asg.gain,
+            "num_negative_assign": asg.num_negative, "num_negative_eval": n_neg, "s_e": s_e,
+            "mean": mean, "std": std, "d50": d50(pe, t, asg, threshold, target),
+            "a_matrix": mat, "s_d": np.float64(disentanglement_score(mat)),
+            "efficiency": reach["efficiency"], "reach_distance": reach["distance"],
+            "reached": reach["reached"]}
+
+
 def summarize_method(preds_assign: Any, preds_eval: Any, distances: Any,
                      attribute_names: Sequence[str], lat_stdev: Any | None = None,
-                     threshold: float = 0.5, target: float = 0.5) -> dict[str, Any]:
-    """Every Table 1 number for one method, as a JSON-ready dict.
+                     threshold: float = 0.5, target: float = 0.5, *, reach_preds: Any = None,
+                     reach_distances: Any = None, reach_index: Any = None,
+                     shift: float = 0.5) -> dict[str, Any]:
+    """Every Table 1 number for one method, as a JSON-ready dict (NumPy throughout).
 
     Args:
       preds_assign: [S_assign, D, G, T, A] on the assignment seeds.
@@ -256,57 +307,103 @@ def summarize_method(preds_assign: Any, preds_eval: Any, distances: Any,
       lat_stdev: [D] std of w along each direction (sigma units), or None.
       threshold: negative means p_a(0) < threshold.
       target: d50 is where the mean p_a reaches this.
+      reach_preds, reach_distances, reach_index, shift: the distance-to-effect walk (see
+        `table_numbers`); None leaves those numbers n/a.
 
     Returns:
       A dict; NaN becomes None with a `*_status` string saying why (see docs/metrics.md).
     """
-    pa, t = check_preds(preds_assign, distances, "assignment preds")
-    pe, _ = check_preds(preds_eval, distances, "evaluation preds")
-    if pa.shape[1:] != pe.shape[1:]:
-        raise ValueError(f"assignment preds {pa.shape} and evaluation preds {pe.shape} differ "
-                         f"beyond the seed axis")
-    num_a = pe.shape[-1]
+    numbers = table_numbers(preds_assign, preds_eval, distances, reach_preds, reach_distances,
+                            reach_index, threshold, target, shift)
+    num_d = np.shape(preds_eval)[1]
+    if lat_stdev is not None and np.shape(lat_stdev) != (num_d,):
+        raise ValueError(f"lat_stdev: expected shape [{num_d}], got {np.shape(lat_stdev)}")
+    return summary_from_numbers(numbers, distances, attribute_names, lat_stdev, shift=shift,
+                                reach_distances=reach_distances)
+
+
+def _status_na(value: float, na: str) -> str:
+    return na if np.isnan(value) else "ok"
+
+
+def summary_from_numbers(numbers: Mapping[str, Any], distances: Any,
+                         attribute_names: Sequence[str], lat_stdev: Any | None = None, *,
+                         shift: float = 0.5, reach_distances: Any = None) -> dict[str, Any]:
+    """The JSON-ready Table 1 dict of one method from `table_numbers` (NumPy) or
+    `device_metrics.table_numbers` (device) output.
+
+    Args:
+      numbers: {field: array} with every NUMBER_FIELDS entry.
+      distances: [T] the evaluation grid; attribute_names: A names; lat_stdev: [D] or None.
+      shift: the distance-to-effect rise; reach_distances: [T_r] its grid (or None).
+    """
+    n = {k: np.asarray(numbers[k], np.float64) for k in NUMBER_FIELDS}
+    t = np.asarray(distances, np.float64)
+    num_a = n["s_e"].shape[0]
     if len(attribute_names) != num_a:
         raise ValueError(f"attribute_names: expected {num_a} names, got {len(attribute_names)}")
+    num_d = None
     sigma = None
     if lat_stdev is not None:
         sigma = np.asarray(lat_stdev, np.float64)
-        if sigma.shape != (pe.shape[1],):
-            raise ValueError(f"lat_stdev: expected shape [{pe.shape[1]}], got {sigma.shape}")
-    asg = assign_directions(pa, t, threshold)
-    s_e, n_neg = efficiency(pe, t, asg, threshold)
-    d = d50(pe, t, asg, threshold, target)
-    mat = disentanglement_matrix(pe, t, asg, threshold)
-    mean, std = curves(pe, t, asg, threshold)
-    s_d = disentanglement_score(mat)
+        num_d = sigma.shape[0] if sigma.ndim == 1 else None
+        if sigma.ndim != 1:
+            raise ValueError(f"lat_stdev: expected shape [num_directions], got {sigma.shape}")
+    direction = n["direction"].astype(np.int64)
+    if num_d is not None and direction.max(initial=-1) >= num_d:
+        raise ValueError(f"lat_stdev: expected one value per direction, got {num_d} for "
+                         f"direction index {direction.max()}")
+    s_e, d, mat = n["s_e"], n["d50"], n["a_matrix"]
+    s_d = float(n["s_d"])
     med = median_d50(d)
+    eff = n["efficiency"]
     attrs: dict[str, Any] = {}
     for a, name in enumerate(attribute_names):
-        k = int(asg.direction[a])
+        k = int(direction[a])
         na = NA_NO_ASSIGN_SEED if k < 0 else NA_NO_EVAL_SEED
         shared = [attribute_names[b] for b in range(num_a)
-                  if b != a and k >= 0 and asg.direction[b] == k]
+                  if b != a and k >= 0 and direction[b] == k]
         sig = float(sigma[k]) if (sigma is not None and k >= 0) else math.nan
         ok_sig = np.isfinite(sig) and sig > 0
         attrs[name] = {
             "direction": k if k >= 0 else None,
-            "sign": (1 if asg.sign[a] == 0 else -1) if k >= 0 else None,
-            "assign_gain": _finite_or_none(asg.gain[a]),
-            "num_negative_assign": int(asg.num_negative[a]),
-            "num_negative_eval": int(n_neg[a]),
+            "sign": (1 if n["sign"][a] == 0 else -1) if k >= 0 else None,
+            "assign_gain": _finite_or_none(n["gain"][a]),
+            "num_negative_assign": int(n["num_negative_assign"][a]),
+            "num_negative_eval": int(n["num_negative_eval"][a]),
             "shared_with": shared,
+            "efficiency": _finite_or_none(eff[a]),
+            "efficiency_status": _status_na(eff[a], na if k < 0 or np.isnan(s_e[a]) else
+                                            NA_NO_REACH_WALK),
+            "reach_distance": _finite_or_none(n["reach_distance"][a]),
+            "reach_distance_status": _status(n["reach_distance"][a], na),
+            "reach_distance_sigma": (_finite_or_none(n["reach_distance"][a] / sig)
+                                     if ok_sig else None),
+            "reached_fraction": _finite_or_none(n["reached"][a]),
             "S_e": _finite_or_none(s_e[a]),
-            "S_e_status": na if np.isnan(s_e[a]) else "ok",
+            "S_e_status": _status_na(s_e[a], na),
             "d50": _finite_or_none(d[a]),
             "d50_status": _status(d[a], na),
             "d50_sigma": _finite_or_none(d[a] / sig) if ok_sig else None,
             "d_max_sigma": float(t[-1] / sig) if ok_sig else None,
             "direction_stdev": sig if ok_sig else None,
-            "curve_mean": [_finite_or_none(x) for x in mean[a]],
-            "curve_std": [_finite_or_none(x) for x in std[a]],
+            "curve_mean": [_finite_or_none(x) for x in n["mean"][a]],
+            "curve_std": [_finite_or_none(x) for x in n["std"][a]],
         }
     scored = int(np.sum(~np.isnan(s_e)))
+    eff_scored = int(np.sum(~np.isnan(eff)))
+    reached = n["reached"]
     return {
+        "efficiency": float(np.nanmean(eff)) if eff_scored else None,
+        "efficiency_status": "ok" if eff_scored else (
+            NA_NO_EVAL_SEED if scored == 0 else NA_NO_REACH_WALK),
+        "reached_fraction": float(np.nanmean(reached)) if eff_scored else None,
+        "median_reach_distance": _finite_or_none(median_d50(n["reach_distance"])),
+        "median_reach_distance_status": _status(median_d50(n["reach_distance"]),
+                                                NA_NO_EVAL_SEED),
+        "target_shift": float(shift),
+        "reach_distances": (None if reach_distances is None else
+                            np.asarray(reach_distances, np.float64).tolist()),
         "S_e": float(np.nanmean(s_e)) if scored else None,
         "S_e_status": "ok" if scored else NA_NO_EVAL_SEED,
         "num_attributes_scored": scored,
@@ -348,19 +445,27 @@ def table1_markdown(results: Mapping[str, Any]) -> str:
              f"evaluation seeds, {results.get('num_assign_seeds', '?')} assignment seeds.", "",
              "| | " + " | ".join(names) + " |",
              "|---|" + "---|" * len(names)]
-    rows = [("Efficiency S_e (Δp per unit W distance)", "S_e", 3),
+    shift = next((methods[m].get("target_shift") for m in names), None)
+    shift_txt = f"{shift:g}" if shift is not None else "?"
+    rows = [(f"Efficiency: {shift_txt} / distance to a Δp of {shift_txt} (median over seeds)",
+             "efficiency", 3),
+            ("Seeds that reach that Δp", "reached_fraction", 2),
+            ("Median distance to that Δp (W)", "median_reach_distance", 3),
+            ("End-point S_e, paper-literal (Δp at d_max / d_max)", "S_e", 3),
             ("Disentanglement S_d", "S_d", 3),
             ("Median d50 (W distance)", "median_d50", 3)]
     for label, key, digits in rows:
-        cells = [_fmt(methods[m][key], methods[m][f"{key}_status"], digits) for m in names]
+        cells = [_fmt(methods[m].get(key), methods[m].get(f"{key}_status", "n/a"), digits)
+                 for m in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     cells = [f"{methods[m]['num_attributes_scored']}/{methods[m]['num_attributes']}" for m in names]
     lines.append("| Attributes scored | " + " | ".join(cells) + " |")
     for m in names:
         lines += ["", f"## {m}", "",
                   "| attribute | direction | assign gain | negative assign seeds "
-                  "| negative eval seeds | S_e | d50 (W) | d50 (σ) | d_max (σ) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| negative eval seeds | efficiency | reached | distance to Δp (W) "
+                  "| end-point S_e | d50 (W) | d50 (σ) | d_max (σ) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in methods[m]["attributes"].items():
             if r["direction"] is None:
                 direction = NA_NO_ASSIGN_SEED
@@ -373,6 +478,9 @@ def table1_markdown(results: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {name} | {direction} | {_fmt(r['assign_gain'], 'n/a')} | "
                 f"{r['num_negative_assign']} | {r['num_negative_eval']} | "
+                f"{_fmt(r.get('efficiency'), r.get('efficiency_status', 'n/a'))} | "
+                f"{_fmt(r.get('reached_fraction'), 'n/a', 2)} | "
+                f"{_fmt(r.get('reach_distance'), r.get('reach_distance_status', 'n/a'))} | "
                 f"{_fmt(r['S_e'], r['S_e_status'])} | {_fmt(r['d50'], r['d50_status'])} | "
                 f"{d50_sigma} | {d_max_sigma} |")
     return "\n".join(lines) + "\n"
