@@ -86,6 +86,7 @@ def main(argv):
     import jax.numpy as jnp
     import numpy as np
 
+    from sparse_jax.core import seeds as seed_streams
     from sparse_jax.evaluation import walks
     from sparse_jax.models import stylegan2 as sg
 
@@ -107,7 +108,7 @@ def main(argv):
 
     @jax.jit
     def edits(v, pred, seed, dir_vecs, offs):
-        z = walks.latents_for_seeds(key, seed[None], cfg.z_dim)
+        z = seed_streams.latents(key, seed[None], cfg.z_dim)
         ws = sg.map_latents(cfg, v, z)
         ws = jax.vmap(walks.edit_ws, in_axes=(None, 0, 0, None))(ws[0], dir_vecs, offs, mask)
         return pred(sg.synthesize(cfg, v, ws))

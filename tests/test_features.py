@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_jax.core import sharding
+from sparse_jax.core import seeds, sharding
 from sparse_jax.discovery import directions, features
 from sparse_jax.models import stylegan2 as sg
 
@@ -20,7 +20,7 @@ def variables():
 
 
 def _reference_acts(variables, key, n, layers):
-    z = features.latents_for_indices(key, jnp.arange(n), CFG.z_dim)
+    z = seeds.latents(key, jnp.arange(n), CFG.z_dim)
     ws = sg.map_latents(CFG, variables, z)
     _, acts = sg.synthesize(CFG, variables, ws, layers=layers)
     return {k: np.asarray(v) for k, v in acts.items()}, np.asarray(ws[:, 0])
@@ -108,7 +108,7 @@ def test_label_fn_and_truncation(variables):
     key = jax.random.key(1)
     f = features.sample_features(CFG, variables, key, 6, batch_size=4, label_fn=label_fn,
                                  truncation=0.5, progress=False)
-    z = features.latents_for_indices(key, jnp.arange(6), CFG.z_dim)
+    z = seeds.latents(key, jnp.arange(6), CFG.z_dim)
     img = sg.generate(CFG, variables, z, truncation_psi=0.5)
     np.testing.assert_array_equal(f.labels, np.asarray(label_fn(img)))
     ws = sg.map_latents(CFG, variables, z, truncation_psi=0.5)

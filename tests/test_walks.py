@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_jax.core import atomic
+from sparse_jax.core import atomic, seeds
 from sparse_jax.evaluation import metrics, walks
 from sparse_jax.io import direction_files
 from sparse_jax.io.direction_files import read_directions
@@ -133,7 +133,7 @@ def test_plan_items_shares_offset_zero():
 def test_w_pca_stdev_matches_numpy():
     key = jax.random.key(4)
     got = walks.w_pca_stdev(CFG, _variables(), key, 300, chunk=128)
-    z = walks.latents_for_seeds(key, jnp.arange(300), CFG.z_dim)
+    z = seeds.latents(key, jnp.arange(300), CFG.z_dim)
     w = np.asarray(sg.map_latents(CFG, _variables(), z)[:, 0], np.float64)
     proj = (w - w.mean(0)) @ np.linalg.svd(w - w.mean(0), full_matrices=False)[2][0]
     assert got == pytest.approx(np.std(proj), rel=1e-4)
@@ -217,7 +217,7 @@ def test_run_evaluation_end_to_end(tmp_path, monkeypatch):
                                   generator=gen_dir, config=config)
     res = out.results
     assert list(res["methods"]) == ["pca-w", "sca"]
-    std = walks.w_pca_stdev(CFG, _variables(), jax.random.fold_in(jax.random.key(0), 1), 200)
+    std = walks.w_pca_stdev(CFG, _variables(), seeds.stream_key(0, seeds.D_MAX_STREAM), 200)
     assert res["d_max"] == pytest.approx(3.0 * std, rel=1e-6)
     assert res["distances"][0] == 0.0 and res["distances"][-1] == pytest.approx(res["d_max"])
     with open(tmp_path / "eval" / "table1.json") as f:

@@ -98,6 +98,31 @@ def shard_host_array(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
+def put_replicated(tree, mesh: Mesh):
+    """A full copy of every leaf of `tree` (weights, keys, a `Partial`'s arrays) on every device.
+
+    One process: an explicit `device_put` (allowed under `jax.transfer_guard("disallow")`).
+    Several: every process holds the same values, so each leaf goes through the host and
+    `shard_host_array` (a committed single-device array cannot be `device_put` onto devices of
+    other processes).
+    """
+    repl = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, repl)
+
+    def put(leaf):
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype,
+                                                                  jax.dtypes.prng_key):
+            data = np.asarray(jax.device_get(jax.random.key_data(leaf)))
+            return jax.random.wrap_key_data(shard_host_array(data, repl),
+                                            impl=jax.random.key_impl(leaf))
+        if isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float)):
+            return shard_host_array(np.asarray(jax.device_get(leaf)), repl)
+        return leaf
+
+    return jax.tree_util.tree_map(put, tree)
+
+
 def to_host(x: jax.Array) -> np.ndarray:
     """Gathers a (possibly multi-host) global array into a host numpy array on every process."""
     if jax.process_count() > 1 and not x.is_fully_addressable:

@@ -5,8 +5,13 @@ requested layer and keeps, per sample, the max over space of each channel (or of
 s x s grid), concatenated over layers. Only the pooled features [n, p] and the latents [n, w_dim]
 are kept; activations live for one batch, so peak memory grows with the batch, not with n.
 
-Sample i's z is `normal(fold_in(key, i))`: it depends on the global index only, so the batch size
-and the number of devices never change which samples are drawn.
+Sample i's z is `seeds.latents(key, i)` = `normal(fold_in(key, i))` (the convention of
+`sparse_jax.core.seeds`; `key` is a stream key of the run seed): it depends on the global index
+only, so the batch size and the number of devices never change which samples are drawn.
+
+One compilation per call (and per configuration across calls): the last, ragged batch is padded
+with real, larger indices and its rows dropped; weights, the key and the label function's
+parameters are arguments of the jitted step, never constants baked into it.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from sparse_jax.core import sharding
+from sparse_jax.core import seeds, sharding
 from sparse_jax.models import generators
 
 POOL_GLOBAL = 1  # grid size 1 = one global max per channel
@@ -146,13 +151,8 @@ def feature_dim(cfg: generators.GeneratorConfig, layers: Sequence[str], grid: in
     """p, the width of the pooled features, computed without running the generator."""
     variables = generators.abstract_variables(cfg)
     fn = _make_step(cfg, tuple(layers), grid, 1.0, False)
-    out = jax.eval_shape(fn, variables, jax.random.key(0), jnp.zeros((1,), jnp.int32))
+    out = jax.eval_shape(fn, variables, jax.random.key(0), jnp.zeros((1,), jnp.int32), None)
     return int(out[0].shape[-1])
-
-
-def latents_for_indices(key: jax.Array, idx: jax.Array, z_dim: int) -> jax.Array:
-    """z [B, z_dim]: one standard normal draw per global sample index in idx [B]."""
-    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (z_dim,)))(idx)
 
 
 def _make_step(
@@ -160,21 +160,25 @@ def _make_step(
     layers: tuple[str, ...],
     grid: int,
     truncation: float,
-    with_images: bool,
+    with_labels: bool,
 ) -> Callable:
-    """step(variables, key, idx [B]) -> (features [B, p], w [B, w_dim], images or None)."""
+    """step(variables, key, idx [B], label_fn) -> (features [B, p], w [B, w_dim], labels or None).
 
-    def step(variables, key, idx):
-        z = latents_for_indices(key, idx, cfg.z_dim)
+    `label_fn` is a `jax.tree_util.Partial` (its bound arrays are traced arguments) or None.
+    """
+
+    def step(variables, key, idx, label_fn):
+        z = seeds.latents(key, idx, cfg.z_dim)
         ws = generators.map_latents(cfg, variables, z, truncation_psi=truncation)
-        if with_images:
+        if with_labels:
             img, acts = generators.synthesize(cfg, variables, ws, noise_mode="const", layers=layers)
+            labels = jnp.asarray(label_fn(img)).astype(jnp.int32)
         else:
-            img = None
+            labels = None
             acts = generators.synthesize(
                 cfg, variables, ws, noise_mode="const", layers=layers, return_image=False
             )
-        return pool_features(acts, layers, grid), ws[:, 0], img
+        return pool_features(acts, layers, grid), ws[:, 0], labels
 
     return step
 
@@ -185,17 +189,25 @@ def _compiled_step(
     layers: tuple[str, ...],
     grid: int,
     truncation: float,
-    with_images: bool,
+    with_labels: bool,
     mesh: Mesh,
 ) -> Callable:
     """The jitted step with its shardings; cached so repeated calls reuse the compilation."""
     data = sharding.data_sharding(mesh)
     repl = sharding.replicated(mesh)
     return jax.jit(
-        _make_step(cfg, layers, grid, truncation, with_images),
-        in_shardings=(repl, repl, data),
-        out_shardings=(data, data, data if with_images else None),
+        _make_step(cfg, layers, grid, truncation, with_labels),
+        in_shardings=(repl, repl, data, repl),
+        out_shardings=(data, data, data if with_labels else None),
     )
+
+
+def as_label_fn(label_fn: Callable | None) -> jax.tree_util.Partial | None:
+    """label_fn as a pytree: pass `jax.tree_util.Partial(f, params)` so that the classifier's
+    weights are arguments of the compiled step; a plain jit-able callable works too."""
+    if label_fn is None or isinstance(label_fn, jax.tree_util.Partial):
+        return label_fn
+    return jax.tree_util.Partial(label_fn)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -222,14 +234,17 @@ def sample_features(
     Args:
       cfg: generator config (static).
       variables: generator variables {'params', 'buffers'}.
-      key: PRNG key; sample i uses `fold_in(key, i)`, so use another key for fresh samples.
+      key: a stream key (`seeds.stream_key`); sample i is `seeds.latents(key, i)`, so use
+        another stream for fresh samples.
       num_samples: n >= 1 (the paper uses 10,000; up to ~1e6 fits in host memory for small p).
       layers: synthesis layer names (short forms accepted); None for `default_layers(cfg)`.
       pool: 1/"global" for one max per channel, s/"grid{s}" for an s x s grid per channel.
       batch_size: samples per jitted step (rounded up to a multiple of the mesh size).
       truncation: truncation psi applied when mapping z -> w.
       mesh: 1-D data mesh (default: all devices); the batch axis is sharded over it.
-      label_fn: optional images [B, C, H, W] -> int labels [B]; forces full-depth synthesis.
+      label_fn: optional jit-able images [B, C, H, W] -> int labels [B], run inside the step
+        (a `jax.tree_util.Partial` passes its bound weights as arguments); forces full-depth
+        synthesis.
       progress: show a tqdm bar.
       desc: label of the progress bar.
 
@@ -256,9 +271,8 @@ def sample_features(
     batch = sharding.round_up(min(batch_size, num_samples), mesh.size)
     step = _compiled_step(cfg, names, grid, float(truncation), label_fn is not None, mesh)
     data = sharding.data_sharding(mesh)
-    repl = sharding.replicated(mesh)
-    variables = jax.device_put(variables, repl)
-    key = jax.device_put(key, repl)
+    variables, key, label_fn = sharding.put_replicated((variables, key, as_label_fn(label_fn)),
+                                                       mesh)
 
     x_out: np.ndarray | None = None
     w_out = np.empty((num_samples, cfg.w_dim), np.float32)
@@ -266,16 +280,14 @@ def sample_features(
 
     def collect(start, n_valid, result):
         nonlocal x_out
-        feats, w, img = result
+        feats, w, lab = result
         feats = sharding.to_host(feats)[:n_valid]
         if x_out is None:
             x_out = np.empty((num_samples, feats.shape[1]), np.float32)
         x_out[start : start + n_valid] = feats
         w_out[start : start + n_valid] = sharding.to_host(w)[:n_valid]
         if labels is not None:
-            if not img.is_fully_addressable:
-                img = sharding.to_host(img)
-            labels[start : start + n_valid] = np.asarray(label_fn(img))[:n_valid]
+            labels[start : start + n_valid] = sharding.to_host(lab)[:n_valid]
 
     starts = range(0, num_samples, batch)
     pending = None
@@ -284,7 +296,7 @@ def sample_features(
             n_valid = min(batch, num_samples - start)
             # Padded rows get real (larger) indices so every batch has one shape: no recompiles.
             idx = np.arange(start, start + batch, dtype=np.int32)
-            result = step(variables, key, sharding.shard_host_array(idx, data))
+            result = step(variables, key, sharding.shard_host_array(idx, data), label_fn)
             # Dispatch is asynchronous: fetch the previous batch while this one runs.
             if pending is not None:
                 collect(*pending)

@@ -1,14 +1,17 @@
 """Discovery pipeline: sampled features -> decomposition -> unit directions in W -> files.
 
 Methods (each gives k unit directions in W and their stdev):
-  pca-w  PCA of w (GANSpace on W; the paper's "PCA [5]")
-  pca    PCA of max-pooled activations, regressed onto W (GANSpace's recipe)
+  pca-w  PCA on W (PCA of w; a baseline, not the paper's PCA)
+  pca    GANSpace (the paper's PCA [5]): PCA of max-pooled activations, regressed onto W
+         exactly as GANSpace's linreg_lstsq does
   sefa   SeFa: eigenvectors of A^T A, A = stacked style-affine weights (already in W)
   sca    SCA of max-pooled activations, regressed onto W (the paper's method)
   sca-w  SCA of w directly
 
-Randomness: one `jax.random.key(seed)`; fit samples use `fold_in(key, 0)`, the fresh samples of the
-regression (as in GANSpace, which regresses on new samples) use `fold_in(key, 1)`.
+Randomness: the run's `seed` split into the disjoint streams of `sparse_jax.core.seeds`: fit samples
+come from its FIT_STREAM, the fresh samples of the regression (as in GANSpace, which regresses on
+new samples) from its REGRESSION_STREAM; neither is the IMAGE_STREAM that the evaluation walks and
+`--seeds` of the binaries draw from.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from sparse_jax import decompose
-from sparse_jax.core import atomic
+from sparse_jax.core import atomic, seeds
 from sparse_jax.discovery import directions, features, sefa_layers
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
@@ -32,7 +35,7 @@ from sparse_jax.plots import figures as plots
 
 METHODS = ("pca-w", "pca", "sefa", "sca", "sca-w")
 ACTIVATION_METHODS = ("pca", "sca")
-_FIT_STREAM, _REGRESSION_STREAM = 0, 1
+GANSPACE_MIN_REGRESSION = 10_000
 _SCATTER_MAX_POINTS = 5000
 SCA_ROTATE_Z = False  # SCA fast mode; see _sca_basis
 
@@ -187,24 +190,26 @@ def _zero_fraction(m: Any) -> float:
     return float(np.mean(np.asarray(m) == 0.0))
 
 
-def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity) -> MethodResult:
+def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity,
+                w_stdev=None) -> MethodResult:
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     gamma_out = math.nan
     if method == "pca-w":
         comp, _, stdev, var_ratio = _pca_basis(jnp.asarray(fit.w), k)
-        dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio, act_stdev=stdev)
+        dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio, act_stdev=stdev,
+                                            w_stdev=w_stdev)
         space, sparsity = "w", _zero_fraction(comp)
     elif method == "sca-w":
         comp, _, gamma_out, sparsity, extra = _sca_basis(
             jnp.asarray(fit.w), k, gamma, target_sparsity)
         w = jnp.asarray(fit.w)
         var_ratio = directions.explained_variance_ratio(w, jnp.mean(w, axis=0), comp)
-        dirs = directions.from_latent_basis(comp, w, var_ratio)
+        dirs = directions.from_latent_basis(comp, w, var_ratio, w_stdev=w_stdev)
         space = "w"
     elif method == "sefa":
         comp, eig, var_ratio, sefa_layers = _sefa_basis(cfg, variables, k)
-        dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio)
+        dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio, w_stdev=w_stdev)
         space, sparsity = "w", _zero_fraction(comp)
         extra["eigenvalues"] = np.asarray(eig).tolist()
         extra["sefa_layers"] = sefa_layers
@@ -220,10 +225,13 @@ def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity) -
             stdev = directions.score_stdev(x, mean, comp)
             var_ratio = directions.explained_variance_ratio(x, mean, comp)
         dirs = directions.from_activation_basis(
-            comp, mean, stdev, var_ratio, jnp.asarray(fresh.x), jnp.asarray(fresh.w))
+            comp, mean, stdev, var_ratio, jnp.asarray(fresh.x), jnp.asarray(fresh.w),
+            w_stdev=w_stdev)
         space = "features"
     else:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    data = fit.x if space == "features" else fit.w
+    dirs = dirs._replace(random_stdevs=directions.random_stdevs(data, dirs.act_mean, k))
     dirs = dirs.to_numpy()
     return MethodResult(method=method, dirs=dirs, act_space=space, sparsity=float(sparsity),
                         gamma=float(gamma_out), seconds=time.perf_counter() - t0, extra=extra)
@@ -307,7 +315,8 @@ def run_discovery(
         `features.default_layers(cfg)`.
       pool: "global" (one max per channel) or "grid{s}" / s (an s x s grid of maxima).
       num_samples: n fit samples (paper: 10,000).
-      num_regression_samples: fresh samples for the regression of pca/sca (default n).
+      num_regression_samples: fresh samples for the regression of pca/sca (default
+        max(10,000, n), GANSpace's count).
       k: directions per method.
       gamma: SCA L1 budget; None picks the gamma giving `target_sparsity` zero loadings.
       target_sparsity: fraction of SCA loadings that should be exactly zero (default 0.8).
@@ -331,30 +340,35 @@ def run_discovery(
                          f"{target_sparsity}")
     if gamma is not None and not gamma > 0:
         raise ValueError(f"gamma (--gamma) must be positive, got {gamma}")
-    n_reg = num_samples if num_regression_samples is None else int(num_regression_samples)
+    # GANSpace regresses on max(10,000, n) fresh samples.
+    n_reg = (max(GANSPACE_MIN_REGRESSION, num_samples) if num_regression_samples is None
+             else int(num_regression_samples))
     needs_acts = any(m in ACTIVATION_METHODS for m in methods)
     p = features.feature_dim(cfg, names, grid) if needs_acts else 0
     _check_sizes(methods, k, num_samples, n_reg, p, cfg.w_dim)
 
-    key = jax.random.key(seed)
     common = dict(layers=names, pool=grid, batch_size=batch, truncation=truncation, mesh=mesh,
                   progress=progress)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fit = features.sample_features(cfg, variables, jax.random.fold_in(key, _FIT_STREAM),
+    fit = features.sample_features(cfg, variables, seeds.stream_key(seed, seeds.FIT_STREAM),
                                    num_samples, label_fn=label_fn, desc="fit samples", **common)
     timings["fit_samples"] = time.perf_counter() - t0
     fresh = None
     if needs_acts:
         t0 = time.perf_counter()
         fresh = features.sample_features(cfg, variables,
-                                         jax.random.fold_in(key, _REGRESSION_STREAM), n_reg,
+                                         seeds.stream_key(seed, seeds.REGRESSION_STREAM), n_reg,
                                          desc="regression samples", **common)
         timings["regression_samples"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    w_stdev = directions.lat_stdev_latents(cfg, variables, seed, truncation=truncation)
+    timings["lat_stdev_samples"] = time.perf_counter() - t0
     results: dict[str, MethodResult] = {}
     for m in methods:
-        results[m] = _fit_method(m, fit, fresh, cfg, variables, k, gamma, target_sparsity)
+        results[m] = _fit_method(m, fit, fresh, cfg, variables, k, gamma, target_sparsity,
+                                 w_stdev)
         timings[m] = results[m].seconds
 
     summary = {

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from sparse_jax.core import atomic
-from sparse_jax.evaluation import metrics, walks
+from sparse_jax.core import seeds as seed_streams
+from sparse_jax.evaluation import device_metrics, efficiency, metrics, walks
 from sparse_jax.io import direction_files
 from sparse_jax.io.direction_files import DirectionSet
 from sparse_jax.models import generators
@@ -26,10 +27,10 @@ from sparse_jax.plots import figures as plots
 
 logger = logging.getLogger(__name__)
 
-# Streams folded into the --seed key: walks (seed index i is z = normal(fold_in(walk_key, i)))
-# and the latent sample that sets the default d_max.
-WALK_STREAM = 0
-DMAX_STREAM = 1
+# Streams of the --seed (sparse_jax.core.seeds): walks (seed index i is the image --seeds i of
+# every binary) and the latent sample that sets the default d_max.
+WALK_STREAM = seed_streams.IMAGE_STREAM
+DMAX_STREAM = seed_streams.D_MAX_STREAM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,16 @@ class EvalConfig:
     num_directions: int | None = 10
     threshold: float = 0.5
     target: float = 0.5
+    # The distance-to-effect walk (docs/metrics.md, "Efficiency"): the evaluation seeds along
+    # each attribute's assigned direction, on 0 plus reach_points log-spaced distances from
+    # reach_min to reach_max x d_max; 0 points skips it.
+    target_shift: float = 0.5
+    reach_min: float = 1.0 / 32.0
+    reach_max: float = 4.0
+    reach_points: int = 22
+    # A classifier whose input resolution or channel count differs from the generator's output
+    # is refused unless this is set (the classifier then resizes / converts channels).
+    allow_classifier_mismatch: bool = False
     layer_range: tuple[int, int] | None = None
     truncation_psi: float = 1.0
     chunk: int | None = None  # None: walks.default_chunk() (64 on CPU, 256 elsewhere)
@@ -66,6 +77,10 @@ class EvalConfig:
              "num_directions must be >= 1 (or None for all)"),
             (0.0 < self.threshold < 1.0, "threshold must be in (0, 1)"),
             (0.0 < self.target <= 1.0, "target must be in (0, 1]"),
+            (0.0 < self.target_shift < 1.0, "target_shift must be in (0, 1)"),
+            (0.0 < self.reach_min < self.reach_max, "need 0 < reach_min < reach_max"),
+            (self.reach_points == 0 or self.reach_points >= 2,
+             "reach_points must be 0 (no distance-to-effect walk) or >= 2"),
             (self.chunk is None or self.chunk >= 1, "chunk must be >= 1 (or None: automatic)"),
             (self.grid_directions >= 1, "grid_directions must be >= 1"),
             (self.grid_columns >= 2, "grid_columns must be >= 2"),
@@ -85,10 +100,7 @@ class Evaluation(NamedTuple):
 
 def stream_key(seed: int, stream: int) -> jax.Array:
     """fold_in(key(seed), stream), with explicit transfers (works under transfer_guard)."""
-    def put(x):
-        return jax.device_put(np.uint32(x))
-
-    return jax.random.fold_in(jax.random.key(put(seed)), put(stream))
+    return seed_streams.stream_key(seed, stream)
 
 
 def walk_key(seed: int) -> jax.Array:
@@ -112,11 +124,21 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "method"
 
 
-def load_predictor(classifier: str | None) -> tuple[Callable, list[str]]:
-    """The classifier as a jit-able predict_fn (a `Partial` holding its params) and its names."""
+def load_predictor(classifier: str | None, gen_cfg: generators.GeneratorConfig | None = None,
+                   generator: str | None = None, allow_mismatch: bool = False
+                   ) -> tuple[Callable, list[str]]:
+    """The classifier as a jit-able predict_fn (a `Partial` holding its params) and its names.
+
+    With gen_cfg, refuses a classifier whose input does not match the generator's images
+    (`check_classifier_fits`) before loading its weights.
+    """
     from sparse_jax.io import model_dirs
     from sparse_jax.models import classifier as clf
 
+    if gen_cfg is not None:
+        cls_path = classifier or model_dirs.default_classifier_path()
+        check_classifier_fits(gen_cfg, model_dirs.load_classifier_config(cls_path),
+                              generator or "(embedded default)", cls_path, allow_mismatch)
     cfg_c, params_c = model_dirs.load_classifier(classifier)
     predict = jax.tree_util.Partial(functools.partial(clf.predict_probs, cfg_c), params_c)
     return predict, list(cfg_c.attribute_names)
@@ -178,6 +200,7 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
         "direction_files": {},
     }
     all_preds = {}
+    reach_all: dict[str, dict[str, np.ndarray]] = {}
     for ds in _unique_methods(direction_sets):
         logger.info("walking %s: %d seeds x %d directions x 2 signs x %d distances", ds.method,
                     seeds.size, ds.lat_comp.shape[0], distances.size)
@@ -189,11 +212,100 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
             raise ValueError(f"predict_fn gives {out.preds.shape[-1]} attributes but "
                              f"{len(attribute_names)} attribute names were given")
         all_preds[ds.method] = out.preds
-        results["methods"][ds.method] = metrics.summarize_method(
-            out.preds[:n_a], out.preds[n_a:], distances, attribute_names, ds.lat_stdev,
-            config.threshold, config.target)
+        summary, reach = _method_numbers(cfg, variables, predict_fn, ds, out.preds, n_a, seeds,
+                                         distances, attribute_names, config, devices)
+        results["methods"][ds.method] = summary
+        reach_all[ds.method] = reach
         results["direction_files"][ds.method] = ds.path
+    results["reach"] = reach_all
     return results, all_preds
+
+
+def reach_walk_plan(direction: np.ndarray, sign: np.ndarray) -> tuple[list[tuple[int, int]],
+                                                                     np.ndarray]:
+    """The distinct assigned (direction, sign index) pairs and each attribute's pair.
+
+    Args:
+      direction, sign: int [A] from the assignment (-1: unassigned).
+
+    Returns:
+      (pairs [(k, g)], index int [A] into pairs, -1 where unassigned).
+    """
+    pairs = sorted({(int(k), int(g)) for k, g in zip(direction, sign, strict=True) if k >= 0})
+    index = np.array([pairs.index((int(k), int(g))) if k >= 0 else -1
+                      for k, g in zip(direction, sign, strict=True)], np.int32)
+    return pairs, index
+
+
+def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndarray, n_a: int,
+                    seeds: np.ndarray, distances: np.ndarray, attribute_names, config: EvalConfig,
+                    devices) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Table 1's numbers of one method, computed on the device (`device_metrics`).
+
+    The assignment comes first (it decides which directions the distance-to-effect walk follows);
+    then that walk runs on the evaluation seeds, and every number is one jitted call on the
+    predictions.
+
+    Returns:
+      (summary dict as `metrics.summary_from_numbers`, {"preds" [S_eval, U, T_r, A],
+      "distances" [T_r], "index" [A]} of the reach walk; empty arrays when it is skipped).
+    """
+    pa, pe = jax.device_put((preds[:n_a], preds[n_a:]))
+    direction, sign, _, _ = jax.device_get(
+        device_metrics.assign_directions(pa, config.threshold))
+    pairs, index = reach_walk_plan(np.asarray(direction), np.asarray(sign))
+    num_a = preds.shape[-1]
+    with_reach = bool(pairs) and config.reach_points > 0
+    if with_reach:
+        reach_t = efficiency.reach_grid(float(distances[-1]), config.reach_min, config.reach_max,
+                                        config.reach_points)
+        signed = np.stack([ds.lat_comp[k] * walks.SIGNS[g] for k, g in pairs])
+        logger.info("distance-to-effect walk of %s: %d seeds x %d directions x %d distances",
+                    ds.method, seeds.size - n_a, len(pairs), reach_t.size)
+        out = walks.run_walks(cfg, variables, walk_key(config.seed), seeds[n_a:], signed,
+                              reach_t, predict_fn=predict_fn, signs=(1.0,),
+                              layer_range=config.layer_range,
+                              truncation_psi=config.truncation_psi, chunk=config.chunk,
+                              devices=devices)
+        reach_preds = out.preds[:, :, 0]                        # [S_eval, U, T_r, A]
+    else:
+        reach_t = np.zeros(2)
+        reach_preds = np.zeros((preds.shape[0] - n_a, 1, 2, num_a), np.float32)
+    numbers = device_metrics.table_numbers(
+        pa, pe, jax.device_put(np.asarray(distances, np.float32)), jax.device_put(reach_preds),
+        jax.device_put(reach_t.astype(np.float32)), jax.device_put(index), config.threshold,
+        config.target, config.target_shift, with_reach=with_reach)
+    numbers = jax.device_get(numbers)._asdict()
+    summary = metrics.summary_from_numbers(numbers, distances, attribute_names, ds.lat_stdev,
+                                           shift=config.target_shift,
+                                           reach_distances=reach_t if with_reach else None)
+    return summary, {"preds": reach_preds if with_reach else np.zeros((0,), np.float32),
+                     "distances": reach_t if with_reach else np.zeros((0,)), "index": index}
+
+
+def check_classifier_fits(gen_cfg: generators.GeneratorConfig, cls_cfg: Any, generator: str,
+                          classifier: str, allow_mismatch: bool = False) -> None:
+    """Refuses a classifier that does not take the generator's images as they are.
+
+    The classifier would silently resize and average or repeat channels (e.g. score RGB faces
+    with the grey MNIST digit classifier): Table 1 would be numbers without meaning.
+
+    Raises:
+      ClassifierMismatchError naming both directories, unless allow_mismatch.
+    """
+    res_g, ch_g = int(gen_cfg.img_resolution), int(gen_cfg.img_channels)
+    res_c, ch_c = int(cls_cfg.resolution), int(cls_cfg.in_channels)
+    if (res_g, ch_g) == (res_c, ch_c) or allow_mismatch:
+        return
+    raise ClassifierMismatchError(
+        f"classifier {classifier} takes {res_c}x{res_c} images with {ch_c} channel(s) but "
+        f"generator {generator} makes {res_g}x{res_g} with {ch_g}: give a classifier trained on "
+        f"this generator's images, or pass --allow_classifier_mismatch to resize and convert "
+        f"channels anyway")
+
+
+class ClassifierMismatchError(ValueError):
+    """The classifier's input resolution or channels differ from the generator's output."""
 
 
 def _curve_arrays(summary: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -303,12 +415,14 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
       An `Evaluation` (results dict as in table1.json, the markdown, the files written).
     """
     cfg, variables = load_generator(generator)
-    predict_fn, names = load_predictor(classifier)
+    predict_fn, names = load_predictor(classifier, cfg, generator,
+                                       config.allow_classifier_mismatch)
     sets = [direction_files.read_directions(p, cfg.w_dim, config.num_directions)
             for p in direction_paths]
     results, preds = evaluate_directions(cfg, variables, predict_fn, names, sets, config, devices)
     results["generator_path"] = generator or "embedded default"
     results["classifier_path"] = classifier or "embedded default"
+    reach = results.pop("reach")
     markdown = metrics.table1_markdown(results)
     os.makedirs(out_dir, exist_ok=True)
     files = [os.path.join(out_dir, "table1.md"), os.path.join(out_dir, "table1.json")]
@@ -317,9 +431,11 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
     if config.save_predictions:
         for method, p in preds.items():
             path = os.path.join(out_dir, f"preds_{_file_stem(method)}.npz")
+            r = reach[method]
             atomic.save_npz(path, preds=p.astype(np.float32), distances=np.asarray(
                 results["distances"]), num_assign_seeds=config.num_assign_seeds,
-                attributes=np.asarray(names))
+                attributes=np.asarray(names), reach_preds=r["preds"].astype(np.float32),
+                reach_distances=r["distances"], reach_index=r["index"])
             files.append(path)
     if config.figures:
         files += write_figures(cfg, variables, results, preds, sets, out_dir, config, devices)

@@ -4,8 +4,10 @@ For seeds x directions x signs x distances, every edit is an independent item
 (seed index, direction index, signed offset). Items are processed in fixed-size chunks by one
 jitted function that draws z from the seed index, maps it to W, adds the offset along the unit
 direction (to all ws slots or to a slot range [start, end)), synthesises and predicts. The chunk
-axis is sharded over a 1-D device mesh. Seed i's z is `normal(fold_in(key, i))`, so neither the
-chunk size nor the number of devices changes what is computed.
+axis is sharded over a 1-D device mesh. Seed i's z is `seeds.latents(key, i)` (the one convention
+of `sparse_jax.core.seeds`; `key` is the run's IMAGE_STREAM key), so neither the chunk size nor
+the number of devices changes what is computed. The generator's and the predictor's weights are
+arguments of the jitted step, and every chunk has one shape: one compilation per run.
 
 The unedited image (offset 0) is the same for every direction and sign, so it is computed once
 per seed and shared.
@@ -20,6 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from sparse_jax.core import seeds as seed_streams
 from sparse_jax.core import sharding
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
@@ -44,12 +47,6 @@ class WalkResult(NamedTuple):
     preds: np.ndarray | None
     images: np.ndarray | None
     offsets: np.ndarray
-
-
-def latents_for_seeds(key: jax.Array, seed_indices: jax.Array, z_dim: int) -> jax.Array:
-    """z [S, z_dim]: one standard normal draw per seed index in seed_indices [S]."""
-    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (z_dim,)))(
-        seed_indices)
 
 
 def layer_mask(num_ws: int, layer_range: Sequence[int] | None = None) -> np.ndarray:
@@ -139,7 +136,7 @@ def _make_step(cfg: generators.GeneratorConfig, truncation_psi: float, with_pred
     """step(variables, predict, key, dirs, mask, seeds [B], dir_idx [B], offset [B])."""
 
     def step(variables, predict, key, dirs, mask, seeds, dir_idx, offset):
-        z = latents_for_seeds(key, seeds, cfg.z_dim)
+        z = seed_streams.latents(key, seeds, cfg.z_dim)
         ws = generators.map_latents(cfg, variables, z, truncation_psi=truncation_psi)
         ws = jax.vmap(edit_ws, in_axes=(0, 0, 0, None))(ws, dirs[dir_idx], offset, mask)
         img = generators.synthesize(cfg, variables, ws, noise_mode="const")
@@ -190,7 +187,8 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
     Args:
       cfg: generator config (unconditional, c_dim == 0).
       variables: generator variables {'params', 'buffers'}.
-      key: PRNG key; seed i uses z = normal(fold_in(key, i)).
+      key: stream key (`seeds.stream_key(run_seed, seeds.IMAGE_STREAM)` for named seeds); seed
+        i uses z = seeds.latents(key, i).
       seed_indices: int [S] seed indices.
       directions: [D, w_dim] directions in W (rows are scaled to unit length).
       distances: [T] or [D, T] unsigned distances along each direction (absolute W units).
@@ -233,9 +231,8 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
     n_chunks = -(-n_items // chunk)
     size = sharding.round_up(-(-n_items // n_chunks), n_dev)
     step = _compiled_step(cfg, float(truncation_psi), predict_fn is not None, return_images, mesh)
-    repl = sharding.replicated(mesh)
     data = sharding.data_sharding(mesh)
-    const = jax.device_put((variables, as_predictor(predict_fn), key, dirs, mask), repl)
+    const = sharding.put_replicated((variables, as_predictor(predict_fn), key, dirs, mask), mesh)
     preds_out, images_out = [], []
     pending: collections.deque = collections.deque()
 
@@ -269,28 +266,48 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
     return WalkResult(preds=preds, images=images, offsets=offsets)
 
 
+def _make_mapper(cfg: generators.GeneratorConfig, truncation_psi: float) -> Callable:
+    """mapper(variables, key, idx [B]) -> w [B, w_dim] (first ws slot)."""
+
+    def mapper(variables, key, idx):
+        z = seed_streams.latents(key, idx, cfg.z_dim)
+        return generators.map_latents(cfg, variables, z, truncation_psi=truncation_psi)[:, 0]
+
+    return mapper
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_mapper(cfg: generators.GeneratorConfig, truncation_psi: float) -> Callable:
+    return jax.jit(_make_mapper(cfg, truncation_psi))
+
+
 def w_pca_stdev(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, num_samples: int,
                 truncation_psi: float = 1.0, chunk: int = 4096) -> float:
     """Std of w along the first principal component of W (the default d_max unit).
 
     Args:
       cfg, variables: generator.
-      key: PRNG key; sample i uses z = normal(fold_in(key, i)).
+      key: stream key (`seeds.D_MAX_STREAM` of the run seed); sample i is seeds.latents(key, i).
       num_samples: n >= 2 latents to estimate the covariance from.
       truncation_psi: as in the walks.
-      chunk: latents mapped per call.
+      chunk: latents mapped per call (every call has this many rows, the last one padded with
+        larger indices whose rows are dropped: one compilation).
 
     Returns:
       sqrt of the largest eigenvalue of the covariance of w (population normalisation).
     """
     if num_samples < 2:
         raise ValueError(f"num_samples: need at least 2 latents, got {num_samples}")
-    mapper = jax.jit(lambda v, k, idx: generators.map_latents(
-        cfg, v, latents_for_seeds(k, idx, cfg.z_dim), truncation_psi=truncation_psi)[:, 0])
+    if chunk < 1:
+        raise ValueError(f"chunk: expected a positive batch size, got {chunk}")
+    size = min(int(chunk), int(num_samples))
+    mapper = _compiled_mapper(cfg, float(truncation_psi))
+    variables, key = jax.device_put((variables, key))
     ws = []
-    for lo in range(0, num_samples, chunk):
-        idx = jax.device_put(np.arange(lo, min(lo + chunk, num_samples), dtype=np.int32))
-        ws.append(np.asarray(jax.device_get(mapper(variables, key, idx)), np.float64))
+    for lo in range(0, num_samples, size):
+        idx = jax.device_put(np.arange(lo, lo + size, dtype=np.int32))
+        w = np.asarray(jax.device_get(mapper(variables, key, idx)), np.float64)
+        ws.append(w[:num_samples - lo])
     w = np.concatenate(ws)
     cov = np.cov(w, rowvar=False, bias=True)
     return float(np.sqrt(max(np.linalg.eigvalsh(np.atleast_2d(cov))[-1], 0.0)))

@@ -11,6 +11,7 @@ classifier (the embedded MNIST models by default) and writes everything into one
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any, Callable
@@ -56,15 +57,17 @@ def label_function(cfg_c: clf.ClassifierConfig, params_c: Any) -> Callable:
     """images [B,C,H,W] -> int labels [B] for colouring Fig. 2: the predicted digit when the
     classifier has digit heads, else whether its first attribute is present."""
     names = list(cfg_c.attribute_names)
-    digit_cols = [i for i, n in enumerate(names) if n.startswith("digit_")]
+    digit_cols = tuple(i for i, n in enumerate(names) if n.startswith("digit_"))
+    # A Partial: the classifier's weights are arguments of the jitted feature step, not constants.
+    return jax.tree_util.Partial(functools.partial(_labels, cfg_c, digit_cols), params_c)
 
-    def labels(images):
-        p = clf.predict_probs(cfg_c, params_c, images)
-        if digit_cols:
-            return jnp.argmax(p[:, jnp.asarray(digit_cols)], axis=1)
-        return (p[:, 0] > 0.5).astype(jnp.int32)
 
-    return jax.jit(labels)
+def _labels(cfg_c: clf.ClassifierConfig, digit_cols: tuple[int, ...], params_c: Any,
+            images: jax.Array) -> jax.Array:
+    p = clf.predict_probs(cfg_c, params_c, images)
+    if digit_cols:
+        return jnp.argmax(p[:, jnp.asarray(digit_cols)], axis=1)
+    return (p[:, 0] > 0.5).astype(jnp.int32)
 
 
 def run_paper(out: str, generator: str | None = None, classifier: str | None = None,

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from sparse_jax.core import sharding
 from sparse_jax.data import attributes, celeba, loaders
 from sparse_jax.io import model_dirs
 from sparse_jax.models import classifier as clf
@@ -237,11 +238,28 @@ def train(cfg: clf.ClassifierConfig, tcfg: TrainConfig, train_set: Dataset,
 
 def predict_dataset(cfg: clf.ClassifierConfig, params: Any, images: np.ndarray,
                     batch: int = 1000) -> np.ndarray:
-    """Probabilities [N, A] of uint8 NCHW model images."""
-    fn = jax.jit(lambda p, x: clf.predict_probs(cfg, p, dequantize(x)))
-    out = [np.asarray(fn(params, jax.device_put(images[i:i + batch])))
-           for i in range(0, len(images), batch)]
+    """Probabilities [N, A] of uint8 NCHW model images.
+
+    Every call of the jitted function has min(batch, N) rows (the last batch padded by repeating
+    its last image, the extra rows dropped), so a dataset compiles once; `params` is an argument.
+    """
+    n = len(images)
+    if n == 0:
+        raise ValueError("predict_dataset: no images")
+    size = min(int(batch), n)
+    fn = _predict_fn(cfg)
+    params = jax.device_put(params)
+    out = []
+    for i in range(0, n, size):
+        chunk, m = sharding.pad_batch(np.asarray(images[i:i + size]), size)
+        out.append(np.asarray(jax.device_get(fn(params, jax.device_put(chunk))))[:m])
     return np.concatenate(out, axis=0)
+
+
+@functools.lru_cache(maxsize=8)
+def _predict_fn(cfg: clf.ClassifierConfig):
+    """jit(params, uint8 images [B, C, H, W]) -> probabilities [B, A]."""
+    return jax.jit(lambda p, x: clf.predict_probs(cfg, p, dequantize(x)))
 
 
 def evaluate(cfg: clf.ClassifierConfig, params: Any, test_set: Dataset) -> dict[str, Any]:
