@@ -22,7 +22,7 @@ CFG = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2
 N, K = 256, 4
 NPZ_KEYS = {"lat_comp", "lat_mean", "lat_stdev", "act_comp", "act_mean", "act_stdev",
             "var_ratio", "act_space", "method", "layers", "pooling", "k", "gamma", "seed",
-            "sparsity"}
+            "sparsity", "random_stdevs"}
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +50,21 @@ def test_every_method_writes_loadable_unit_directions(run):
         data = np.load(os.path.join(out, f"directions_{m}.npz"))
         assert set(data.files) == NPZ_KEYS
         dim = p if m in discover.ACTIVATION_METHODS else CFG.w_dim
+        # GANSpace's shapes: [k, 1, dim] components, [1, dim] means.
         chex.assert_shape([data["lat_comp"], data["lat_mean"], data["lat_stdev"]],
-                          [(K, CFG.w_dim), (CFG.w_dim,), (K,)])
+                          [(K, 1, CFG.w_dim), (1, CFG.w_dim), (K,)])
         chex.assert_shape([data["act_comp"], data["act_mean"], data["act_stdev"],
-                           data["var_ratio"]], [(K, dim), (dim,), (K,), (K,)])
+                           data["var_ratio"]], [(K, 1, dim), (1, dim), (K,), (K,)])
         chex.assert_tree_all_finite({k: data[k] for k in NPZ_KEYS if data[k].dtype.kind == "f"
                                      and k != "gamma"})
-        np.testing.assert_allclose(np.linalg.norm(data["lat_comp"], axis=1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(np.linalg.norm(data["act_comp"], axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(data["lat_comp"], axis=-1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(data["act_comp"], axis=-1), 1.0, atol=1e-5)
         assert np.all(data["lat_stdev"] > 0)
         assert str(data["method"]) == m and int(data["k"]) == K and int(data["seed"]) == 3
         assert str(data["act_space"]) == ("features" if m in discover.ACTIVATION_METHODS
                                           else "w")
         npy = np.load(os.path.join(out, f"directions_{m}.npy"))
-        np.testing.assert_array_equal(npy, data["lat_comp"])
+        np.testing.assert_array_equal(npy, data["lat_comp"][:, 0])
         if m in discover.ACTIVATION_METHODS:
             assert list(data["layers"]) == list(features.default_layers(CFG))
             assert str(data["pooling"]) == "global"

@@ -46,21 +46,28 @@ def test_smoke_run_writes_every_output(smoke_run):
     gen_cfg, _ = model_dirs.load_generator(model_dirs.default_generator_path())
     for m in METHODS:
         d = np.load(os.path.join(out, "directions", f"directions_{m}.npz"))
-        chex.assert_shape(d["lat_comp"], (sizes.k, gen_cfg.w_dim))
-        np.testing.assert_allclose(np.linalg.norm(d["lat_comp"], axis=1), 1.0, atol=1e-5)
+        chex.assert_shape(d["lat_comp"], (sizes.k, 1, gen_cfg.w_dim))  # GANSpace's shape
+        np.testing.assert_allclose(np.linalg.norm(d["lat_comp"], axis=-1), 1.0, atol=1e-5)
         assert np.all(np.isfinite(d["lat_stdev"])) and np.all(d["lat_stdev"] > 0)
         npy = np.load(os.path.join(out, "directions", f"directions_{m}.npy"))
-        np.testing.assert_array_equal(npy, d["lat_comp"])
+        np.testing.assert_array_equal(npy, d["lat_comp"][:, 0])
     table = json.load(open(os.path.join(out, "table1.json")))
     assert sorted(table["methods"]) == sorted(METHODS)
     for m in METHODS:
         r = table["methods"][m]
         assert 0.0 < r["S_d"] <= 1.0, (m, r["S_d"])
         assert np.isfinite(r["S_e"]), m
+        assert r["efficiency"] is not None and r["efficiency"] >= 0.0, m
+        assert 0.0 <= r["reached_fraction"] <= 1.0, m
         a = np.asarray(r["A"], float)
         assert a.shape[0] == a.shape[1] == r["num_attributes"]
     md = open(os.path.join(out, "table1.md")).read()
-    assert "Efficiency S_e" in md and "Disentanglement S_d" in md
+    assert "Efficiency: 0.5 / distance" in md and "End-point S_e, paper-literal" in md
+    assert "Disentanglement S_d" in md
+    preds = np.load(os.path.join(out, "preds_sca.npz"))
+    assert preds["reach_preds"].shape[0] == sizes.num_eval_seeds
+    assert preds["reach_distances"][0] == 0 and preds["reach_index"].shape == (
+        len(table["attributes"]),)
     pngs = [f for f in run["files"] if f.endswith(".png")]
     pngs.append(os.path.join("directions", "scatter.png"))
     assert any(f.startswith("fig5") for f in pngs) and any(f.startswith("fig6") for f in pngs)

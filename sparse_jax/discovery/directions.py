@@ -1,19 +1,25 @@
-"""From a basis in some feature space to unit directions in W (GANSpace's least-squares recipe).
+"""From a basis in some feature space to unit directions in W, as GANSpace computes them.
 
-A basis found in activation space (PCA or SCA of max-pooled features) does not live in W. As in
-GANSpace (Härkönen et al. 2020), we draw fresh samples, compute their whitened component scores
-A = ((X - mean) @ comp.T) / stdev, and solve the linear map M with A M ~= w (least squares, no
-intercept; both sides centred on the sample means). Row i of M is the W direction whose movement
-best explains a unit-stdev change of score i; it is normalised to unit length. Its scale in W is
-recorded separately as `lat_stdev`, the stdev of w projected on the unit direction.
+A basis found in activation space (PCA or SCA of max-pooled features) does not live in W.
+GANSpace (Härkönen et al. 2020, `linreg_lstsq` in harskish/ganspace) draws fresh samples, takes
+their whitened component coordinates A = ((X - act_mean) @ comp.T) / act_stdev, centred on the
+mean of the *fit* samples, and solves A M ~= w by least squares with no intercept and latents
+that are not centred; row i of M, normalised, is direction i. The project follows that recipe
+exactly (our reading of it, written independently; tests/test_ganspace.py checks it against a
+NumPy transcription of the same reading). Its scale in W is recorded separately as `lat_stdev`,
+the stdev of w along the unit direction on 5,000 fresh samples (GANSpace's count).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from sparse_jax.core import seeds
+from sparse_jax.models import generators
 
 _TINY = 1e-12
 
@@ -29,6 +35,8 @@ class Directions(NamedTuple):
       act_mean: [p] mean of the decomposed features.
       act_stdev: [k] stdev of the component scores (the whitening scale).
       var_ratio: [k] share of the feature variance each component explains.
+      random_stdevs: [k] stdev of the centred fit features along k random unit directions
+        (GANSpace's reference scale for its UI); None until `random_stdevs` fills it.
     """
 
     lat_comp: Any
@@ -38,9 +46,11 @@ class Directions(NamedTuple):
     act_mean: Any
     act_stdev: Any
     var_ratio: Any
+    random_stdevs: Any = None
 
     def to_numpy(self) -> "Directions":
-        return Directions(*(np.asarray(jax.device_get(a), dtype=np.float32) for a in self))
+        return Directions(*(None if a is None else np.asarray(jax.device_get(a), np.float32)
+                            for a in self))
 
 
 def normalize_rows(m: jax.Array) -> jax.Array:
@@ -95,21 +105,20 @@ def score_stdev(x: jax.Array, mean: jax.Array, comp: jax.Array) -> jax.Array:
 
 @jax.jit
 def regress_to_w(scores: jax.Array, w: jax.Array) -> jax.Array:
-    """Least-squares map from component scores to w; one unit direction in W per component.
+    """GANSpace's least-squares map from component coordinates to w; one unit direction each.
 
-    Solves min_M ||A_c M - w_c||_F with A_c, w_c the column-centred scores and latents (centring
-    replaces the intercept), then normalises each row of M.
+    Solves min_M ||A M - w||_F with A the whitened coordinates as given (centred on the fit
+    mean, not on these samples) and w not centred, no intercept (GANSpace's `linreg_lstsq`),
+    then normalises each row of M.
 
     Args:
-      scores: [n, k] (whitened) component scores of n samples, n >= k.
+      scores: [n, k] whitened component coordinates of n samples, n >= k.
       w: [n, w_dim] the same samples' latents.
 
     Returns:
-      [k, w_dim] directions with unit rows (row i: how w moves when score i grows).
+      [k, w_dim] directions with unit rows (row i: how w moves when coordinate i grows).
     """
-    a = scores - jnp.mean(scores, axis=0)
-    b = w - jnp.mean(w, axis=0)
-    m, _, _, _ = jnp.linalg.lstsq(a, b)
+    m, _, _, _ = jnp.linalg.lstsq(scores, w)
     return normalize_rows(m)
 
 
@@ -126,6 +135,46 @@ def explained_variance_ratio(x: jax.Array, mean: jax.Array, comp: jax.Array) -> 
     return jnp.var(xc @ comp.T, axis=0) / jnp.maximum(total, _TINY)
 
 
+LAT_STDEV_SAMPLES = 5000  # GANSpace measures lat_stdev on 5,000 fresh samples
+
+
+@functools.lru_cache(maxsize=8)
+def _w_mapper(cfg: generators.GeneratorConfig, truncation: float):
+    def mapper(variables, key, idx):
+        z = seeds.latents(key, idx, cfg.z_dim)
+        return generators.map_latents(cfg, variables, z, truncation_psi=truncation)[:, 0]
+
+    return jax.jit(mapper)
+
+
+def lat_stdev_latents(cfg: generators.GeneratorConfig, variables: Any, seed: int,
+                      num: int = LAT_STDEV_SAMPLES, truncation: float = 1.0,
+                      batch: int = 1000) -> jax.Array:
+    """w [num, w_dim] of fresh latents for lat_stdev: the run seed's LAT_STDEV_STREAM, which no
+    fit, regression or evaluation sample comes from. Every call maps `batch` rows (one shape)."""
+    mapper = _w_mapper(cfg, float(truncation))
+    key = seeds.stream_key(seed, seeds.LAT_STDEV_STREAM)
+    size = min(batch, num)
+    out = []
+    for lo in range(0, num, size):
+        idx = jax.device_put(np.arange(lo, lo + size, dtype=np.int32))
+        out.append(mapper(variables, key, idx)[:num - lo])
+    return jnp.concatenate(out)
+
+
+RANDOM_DIRS_SEED = 2  # fixed, as GANSpace's random reference directions do not vary per run
+RANDOM_STDEV_SAMPLES = 5000
+
+
+def random_stdevs(x: Any, mean: Any, k: int) -> np.ndarray:
+    """Stdev [k] of the fit features x [n, p] (centred on mean [p]) along k random unit
+    directions: GANSpace's `random_stdevs`, on at most the first 5,000 samples."""
+    xc = np.asarray(x, np.float64)[:RANDOM_STDEV_SAMPLES] - np.asarray(mean, np.float64)
+    dirs = np.random.default_rng(RANDOM_DIRS_SEED).normal(size=(k, xc.shape[1]))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return (xc @ dirs.T).std(axis=0).astype(np.float32)
+
+
 def from_activation_basis(
     act_comp: jax.Array,
     act_mean: jax.Array,
@@ -133,18 +182,22 @@ def from_activation_basis(
     var_ratio: jax.Array,
     x_fresh: jax.Array,
     w_fresh: jax.Array,
+    w_stdev: jax.Array | None = None,
 ) -> Directions:
     """Regresses an activation-space basis onto W using fresh samples (GANSpace's recipe).
 
     Args:
-      act_comp: [k, p] unit basis rows; act_mean: [p]; act_stdev: [k] score stdev on the fit data.
+      act_comp: [k, p] unit basis rows; act_mean: [p] mean of the fit features;
+        act_stdev: [k] coordinate stdev on the fit data (the whitening scale).
       var_ratio: [k] explained-variance share per component (carried through).
-      x_fresh: [n, p] features of samples not used to fit the basis, n >= k.
+      x_fresh: [n, p] features of samples not used to fit the basis, n >= k (GANSpace:
+        max(10,000, fit n)).
       w_fresh: [n, w_dim] their latents.
+      w_stdev: [m, w_dim] further fresh latents for lat_stdev (GANSpace: 5,000); default w_fresh.
 
     Returns:
       Directions with lat_comp [k, w_dim] unit rows, lat_mean = mean of w_fresh, lat_stdev the
-      stdev of w_fresh along each direction.
+      stdev of w_stdev along each direction.
     """
     check_nonzero_rows(np.asarray(act_stdev)[:, None], "activation basis (zero score stdev)")
     scores = project_scores(x_fresh, act_mean, act_comp, act_stdev)
@@ -152,7 +205,7 @@ def from_activation_basis(
     return Directions(
         lat_comp=lat_comp,
         lat_mean=jnp.mean(w_fresh, axis=0),
-        lat_stdev=latent_stdev(w_fresh, lat_comp),
+        lat_stdev=latent_stdev(w_fresh if w_stdev is None else w_stdev, lat_comp),
         act_comp=act_comp,
         act_mean=act_mean,
         act_stdev=act_stdev,
@@ -161,28 +214,30 @@ def from_activation_basis(
 
 
 def from_latent_basis(
-    comp: jax.Array, w: jax.Array, var_ratio: jax.Array, act_stdev: jax.Array | None = None
+    comp: jax.Array, w: jax.Array, var_ratio: jax.Array, act_stdev: jax.Array | None = None,
+    w_stdev: jax.Array | None = None,
 ) -> Directions:
     """Directions for a basis found directly in W (PCA-W, SCA-W, SeFa): no regression needed.
 
     Args:
       comp: [k, w_dim] basis rows (normalised here).
-      w: [n, w_dim] latents for the mean and the stdev along each direction.
+      w: [n, w_dim] the fit latents, for the mean (and act_stdev by default).
       var_ratio: [k] per-component variance share (method-specific; carried through).
       act_stdev: [k] scale to report as act_stdev; default the stdev of w along each direction.
+      w_stdev: [m, w_dim] fresh latents for lat_stdev (GANSpace: 5,000); default w.
 
     Returns:
       Directions whose act_* describe the same W basis.
     """
     comp = normalize_rows(jnp.asarray(comp))
     mean = jnp.mean(w, axis=0)
-    lat_stdev = latent_stdev(w, comp)
+    fit_stdev = latent_stdev(w, comp)
     return Directions(
         lat_comp=comp,
         lat_mean=mean,
-        lat_stdev=lat_stdev,
+        lat_stdev=fit_stdev if w_stdev is None else latent_stdev(w_stdev, comp),
         act_comp=comp,
         act_mean=mean,
-        act_stdev=lat_stdev if act_stdev is None else jnp.asarray(act_stdev),
+        act_stdev=fit_stdev if act_stdev is None else jnp.asarray(act_stdev),
         var_ratio=jnp.asarray(var_ratio),
     )
