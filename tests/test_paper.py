@@ -74,10 +74,21 @@ def test_smoke_run_writes_every_output(smoke_run):
     for f in pngs:
         img = mpimg.imread(os.path.join(out, f))
         assert img.ndim == 3 and img.shape[0] > 50 and img.shape[1] > 50, f
+    intervals = json.load(open(os.path.join(out, "table1_intervals.json")))
+    assert intervals["num_repeats"] == 1 and "sca/pca" in intervals["ratios"]
+    for m in METHODS:
+        e = intervals["methods"][m]["S_e"]
+        assert e["value"] == pytest.approx(table["methods"][m]["S_e"], rel=1e-4)
+        assert e["low"] <= e["value"] <= e["high"]
     saved = json.load(open(os.path.join(out, "run.json")))
     assert saved["sizes"]["num_samples"] == 300 and saved["seconds"]["total"] > 0
     leftovers = [f for f in os.listdir(out) if f.startswith(".")]
     assert not leftovers, leftovers
+
+
+def test_run_paper_rejects_zero_repeats(tmp_path):
+    with pytest.raises(ValueError, match="repeats"):
+        paper.run_paper(str(tmp_path), repeats=0, log=lambda _: None)
 
 
 def test_run_paper_binary_rejects_bad_flags(tmp_path):
