@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from sparse_jax.io.direction_files import METHOD_LABELS
+
 NA_NO_EVAL_SEED = "n/a (no seed starts negative)"
 NA_NO_ASSIGN_SEED = "n/a (no assignment seed starts negative)"
 NA_NO_CHANGE = "n/a (no attribute changed)"
@@ -443,6 +445,8 @@ def table1_markdown(results: Mapping[str, Any]) -> str:
              f"Walk length d_max = {results['d_max']:.4g} (W units; {source}), "
              f"{len(results['distances'])} distances, {results.get('num_eval_seeds', '?')} "
              f"evaluation seeds, {results.get('num_assign_seeds', '?')} assignment seeds.", "",
+             "Methods: " + "; ".join(f"{m} = {METHOD_LABELS[m]}" for m in names
+                                     if m in METHOD_LABELS) + ".", "",
              "| | " + " | ".join(names) + " |",
              "|---|" + "---|" * len(names)]
     shift = next((methods[m].get("target_shift") for m in names), None)

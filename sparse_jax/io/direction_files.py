@@ -25,6 +25,9 @@ import numpy as np
 from sparse_jax.core import atomic
 
 REQUIRED_KEYS = ("lat_comp", "lat_stdev")
+# What each discovery method is, in every table and figure legend.
+METHOD_LABELS = {"pca": "GANSpace (the paper's PCA)", "pca-w": "PCA on W", "sefa": "SeFa",
+                 "sca": "SCA (the paper's method)", "sca-w": "SCA on W"}
 
 
 class DirectionSet(NamedTuple):
