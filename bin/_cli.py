@@ -1,6 +1,7 @@
-"""Shared start-up for the binaries in bin/: import path and quiet library logging.
+"""Start-up of the `python bin/<command>.py` shims: puts the checkout on sys.path.
 
-Each binary does `import _cli` first (bin/ is on sys.path when a script in it runs).
+Each shim runs `sparse_jax.cli.<command>.main`, the same code as the installed command
+`sparse-jax-<command>` (bin/ is on sys.path when a script in it runs, so `import _cli` works).
 """
 import os
 import sys
@@ -8,9 +9,3 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-
-
-def quiet_logs() -> None:
-    """Orbax and JAX log every checkpoint step at INFO; a user wants warnings only."""
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)

@@ -19,7 +19,7 @@ GCFG = sg.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=8, img_channels=1, 
                           channel_base=64, channel_max=16)
 DCFG = disc.DiscriminatorConfig(img_resolution=8, img_channels=1, channel_base=64, channel_max=16)
 TCFG = train_gan.TrainConfig(batch=4, d_reg_interval=2, r1_gamma=1.0, ema_kimg=0.01,
-                             ema_rampup=None, seed=3)
+                             ema_rampup=None, pack=1, seed=3)
 
 
 def _tree_dist(a, b):
@@ -197,7 +197,7 @@ def test_steps_update_params_ema_and_w_avg():
 
 
 def test_noise_buffers_fixed_and_ema_equal_g_at_start_with_rampup():
-    tcfg = train_gan.TrainConfig(batch=4, d_reg_interval=2, seed=0)  # default ramp-up
+    tcfg = train_gan.TrainConfig(batch=4, d_reg_interval=2, pack=1, seed=0)  # default ramp-up
     state0 = train_gan.init_state(jax.random.key(0), GCFG, DCFG, tcfg)
     noise0 = jax.device_get(state0.g_buffers["synthesis"])
     steps = train_gan.make_steps(GCFG, DCFG, tcfg)
@@ -228,12 +228,12 @@ def test_resume_matches_uninterrupted_run_on_sklearn_digits(tmp_path):
     chex.assert_shape(img, (2, 1, 8, 8))
     # a different configuration in the same workdir is refused
     with pytest.raises(ValueError, match="different configuration"):
-        train_gan.train(GCFG, DCFG, train_gan.TrainConfig(batch=8), workdir=str(tmp_path / "b"),
-                        total_kimg=1, **kw)
+        train_gan.train(GCFG, DCFG, train_gan.TrainConfig(batch=8, pack=1),
+                        workdir=str(tmp_path / "b"), total_kimg=1, **kw)
 
 
 def test_sample_grid_is_written_as_png(tmp_path):
-    tcfg = train_gan.TrainConfig(batch=8)
+    tcfg = train_gan.TrainConfig(batch=8, pack=1)
     state = train_gan.init_state(jax.random.key(0), GCFG, DCFG, tcfg)
     steps = train_gan.make_steps(GCFG, DCFG, tcfg)
     z = jax.random.normal(jax.random.key(1), (3, GCFG.z_dim))

@@ -41,7 +41,8 @@ _PROGRESS_FILE = "progress.json"
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation hyper-parameters (static)."""
+    """Optimisation hyper-parameters (static). The defaults are the shipped MNIST generator's
+    recipe (sparse_jax/assets/generator_mnist/README.md); the training flags derive from them."""
 
     batch: int = 32
     g_lr: float = 0.0025
@@ -49,13 +50,13 @@ class TrainConfig:
     beta1: float = 0.0
     beta2: float = 0.99
     adam_eps: float = 1e-8
-    r1_gamma: float = 0.1
+    r1_gamma: float = 0.01  # StyleGAN2-ADA's automatic value for 32x32, batch 32
     d_reg_interval: int = 16
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
-    style_mixing_prob: float = 0.9
+    style_mixing_prob: float = 0.0
     w_avg_beta: float = 0.995
-    pack: int = 1
+    pack: int = 4  # PacGAN-4: with 1 the small MNIST generator collapsed to one digit
     g_topk: float = 1.0
     seed: int = 0
 

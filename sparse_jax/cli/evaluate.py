@@ -1,0 +1,109 @@
+r"""Evaluates direction files: Table 1 (S_e, S_d, median d50) and Figs. 3-6.
+
+examples (the embedded MNIST generator and classifier):
+  sparse-jax-evaluate --directions runs/discover/directions_pca-w.npz \
+      runs/discover/directions_sca.npz --out runs/eval
+  sparse-jax-evaluate --preset paper --directions runs/discover/directions_*.npz --out runs/eval
+Every number of the protocol (docs/metrics.md) is a flag; --preset sets the sizes (seeds,
+distances, directions) shared with discover and run_paper, and individual flags override it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Sequence
+
+from sparse_jax.cli import common
+
+PROG = "sparse-jax-evaluate"
+HELP = {
+    "seed": "PRNG seed of the walk seeds and of the d_max sample",
+    "num_assign_seeds": "seeds that assign directions to attributes",
+    "num_eval_seeds": "disjoint seeds that are scored",
+    "num_distances": "grid points T from 0 to d_max",
+    "d_max": "walk length in W units (default: d_max_sigmas x the std of w along the first PCA "
+             "component of W)",
+    "d_max_sigmas": "default d_max in PCA-W std units",
+    "d_max_samples": "latents for the PCA-W std",
+    "num_directions": "use the first n directions of each file (all: every one)",
+    "threshold": "a seed starts negative if p_a(0) < this",
+    "target": "d50 is where the mean p_a first reaches this",
+    "layer_range": "start,end: edit only ws slots [start, end) (default: all)",
+    "truncation_psi": common.TRUNCATION_HELP + "; applied before the edit",
+    "chunk": "edits per compiled call, memory scales with it (default: 64 on CPU, 256 on "
+             "accelerators)",
+    "figures": "write Figs. 3-6 (--nofigures: none)",
+    "grid_directions": "rows of the Fig. 3 grids",
+    "grid_columns": "columns of the Fig. 3 grids",
+    "save_predictions": "write preds_<method>.npz (--nosave_predictions: none)",
+}
+RENAME = {"chunk": "batch"}
+# PaperSizes field -> EvalConfig field: what a --preset sets.
+PRESET_FIELDS = {"num_assign_seeds": "num_assign_seeds", "num_eval_seeds": "num_eval_seeds",
+                 "num_distances": "num_distances", "d_max_samples": "d_max_samples",
+                 "k": "num_directions"}
+OUTPUTS = ("table1.md", "table1.json", "preds_*.npz", "fig*.png", "run.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sparse_jax.evaluation import run as evaluate
+
+    p = common.new_parser(PROG, __doc__)
+    common.add_generator(p)
+    common.add_classifier(p)
+    p.add_argument("--directions", nargs="+", default=[], metavar="NPZ",
+                   help="direction files, one per method (Table 1 column order); "
+                        "comma-separated or space-separated")
+    p.add_argument("more_directions", nargs="*", metavar="NPZ", help=argparse.SUPPRESS)
+    common.add_out(p, "output folder (table1.md, table1.json, fig*.png, preds_*.npz)")
+    common.add_preset(p)
+    p.set_defaults(_fields=common.add_fields(
+        p, evaluate.EvalConfig, help=HELP, rename=RENAME,
+        types_={"truncation_psi": common.psi_type}, aliases={"truncation_psi": ["truncation"]},
+        preset_fields=PRESET_FIELDS.values()))
+    common.add_common(p)
+    return p
+
+
+def config(ns: argparse.Namespace):
+    """The run's EvalConfig: the dataclass's defaults, then --preset, then the given flags."""
+    from sparse_jax.evaluation import run as evaluate
+
+    sizes = common.preset_sizes(ns.preset)
+    base = {field: getattr(sizes, size) for size, field in PRESET_FIELDS.items()}
+    given = common.values_of(ns, ns._fields)
+    if given.get("truncation_psi") == "default":
+        given["truncation_psi"] = common.psi_without_cutoff("default", ns.generator, "evaluate")
+    try:
+        return dataclasses.replace(evaluate.EvalConfig(), **{**base, **given})
+    except ValueError as e:
+        raise common.UserError(str(e).replace("EvalConfig: ", "--")) from None
+
+
+def direction_paths(ns: argparse.Namespace) -> list[str]:
+    paths = [q.strip() for p in list(ns.directions) + list(ns.more_directions)
+             for q in p.split(",") if q.strip()]
+    if not paths:
+        raise common.UserError("--directions: give at least one direction file")
+    return paths
+
+
+def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
+    from sparse_jax.evaluation import run as evaluate
+
+    paths = direction_paths(ns)
+    for path in paths:
+        common.check_input_file(path, "--directions", "npz", "direction file")
+    common.check_input_dir(ns.generator, "--generator")
+    common.check_input_dir(ns.classifier, "--classifier")
+    cfg = config(ns)
+    common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="evaluate's")
+    result = evaluate.run_evaluation(paths, ns.out, generator=ns.generator,
+                                     classifier=ns.classifier, config=cfg)
+    print(result.markdown)
+    print("wrote " + ", ".join(result.files))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run_command(PROG, build_parser, _body, argv)
