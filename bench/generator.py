@@ -3,9 +3,12 @@
 
   python bench/generator.py                 # FFHQ-256 and FFHQ-1024 shapes
   python bench/generator.py --shapes 256 --repeats 5
+  python bench/generator.py --stylegan1     # StyleGAN v1 FFHQ-1024 shape instead
 
 The official PyTorch generator on the 2-core CPU (batch 8, 2 threads, fp32) is quoted from the
-issue that asked for this benchmark: 2.5 img/s at 256 and 0.37 img/s at 1024.
+issue that asked for this benchmark: 2.5 img/s at 256 and 0.37 img/s at 1024. NVIDIA's TF graph
+of the StyleGAN v1 FFHQ-1024 shape (TensorFlow 2.15 CPU, median of 3 batches of 8 after a
+warm-up) is quoted from the TF-checkpoint issue: 0.73 img/s.
 """
 import argparse
 import functools
@@ -20,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from sparse_jax.models import stylegan1 as sg1  # noqa: E402
 from sparse_jax.models import stylegan2 as sg  # noqa: E402
 
 SHAPES = {
@@ -27,6 +31,7 @@ SHAPES = {
     1024: dict(img_resolution=1024, channel_base=32768, channel_max=512),
 }
 QUOTED_TORCH = {256: 2.5, 1024: 0.37}
+QUOTED_TF_SG1 = 0.73  # NVIDIA's StyleGAN v1 TF graph, FFHQ-1024 shape, 2-core CPU
 
 
 def bench(res: int, batch: int, repeats: int) -> dict:
@@ -50,15 +55,53 @@ def bench(res: int, batch: int, repeats: int) -> dict:
                 cpu_s_per_img=statistics.median(cpu) / batch, params=sg.num_params(variables))
 
 
+def bench_stylegan1(batch: int, repeats: int, conv_impl: str = "xla") -> dict:
+    """StyleGAN v1 FFHQ-1024 shape (NVIDIA's G_style defaults: latent 512, fmap_base 8192,
+    fmap_max 512, 18 ws, fused up-convs from 128 px), random weights, noise 'const'."""
+    cfg = sg1.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, img_channels=3,
+                              mapping_layers=8, fmap_base=8192, fmap_max=512)
+    assert cfg.num_ws == 18
+    variables = sg1.init_generator(jax.random.key(0), cfg)
+    gen = jax.jit(lambda v, z: sg1.synthesize(
+        cfg, v, sg1.map_latents(cfg, v, z, truncation_psi=0.7, truncation_cutoff=8),
+        noise_mode="const", conv_impl=conv_impl))
+    z = jax.random.normal(jax.random.key(1), (batch, cfg.z_dim))
+    t0 = time.perf_counter()
+    gen(variables, z).block_until_ready()
+    first = time.perf_counter() - t0
+    times, cpu = [], []
+    for i in range(repeats):
+        z = jax.random.normal(jax.random.key(2 + i), (batch, cfg.z_dim))
+        t0, c0 = time.perf_counter(), time.process_time()
+        jnp.asarray(gen(variables, z)).block_until_ready()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    med = statistics.median(times)
+    return dict(first_call_s=first, median_s=med, img_per_s=batch / med,
+                cpu_s_per_img=statistics.median(cpu) / batch, params=sg1.num_params(variables))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--shapes", default="256,1024")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--stylegan1", action="store_true",
+                    help="time the StyleGAN v1 FFHQ-1024 shape (vs NVIDIA's TF graph, quoted)")
+    ap.add_argument("--conv_impl", default="xla", help="StyleGAN v1 only: xla or matmul")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
+    if args.stylegan1:
+        r = bench_stylegan1(args.batch, args.repeats, args.conv_impl)
+        print("| shape | params | first call (s) | median batch time (s) | img/s | CPU s/img | "
+              "NVIDIA TF img/s (quoted) | ratio (img/s) |")
+        print("|---|---|---|---|---|---|---|---|")
+        print(f"| StyleGAN v1 FFHQ-1024 | {r['params'] / 1e6:.1f}M | {r['first_call_s']:.1f} | "
+              f"{r['median_s']:.2f} | {r['img_per_s']:.2f} | {r['cpu_s_per_img']:.2f} | "
+              f"{QUOTED_TF_SG1} | {r['img_per_s'] / QUOTED_TF_SG1:.2f}x |", flush=True)
+        return
     print("| shape | params | first call (s) | median batch time (s) | img/s | CPU s/img | "
           "official torch img/s (quoted) | ratio (img/s) |")
     print("|---|---|---|---|---|---|---|---|")

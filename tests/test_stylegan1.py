@@ -393,6 +393,20 @@ def test_upsample_conv_equals_nearest_then_conv():
         np.testing.assert_allclose(np.asarray(flipped), fused.transpose(0, 2, 3, 1), atol=2e-5)
 
 
+def test_instance_norm_one_pass_keeps_precision():
+    # Offset far above the spread and heavy tails: the cases that break E[x^2] - E[x]^2.
+    rng = np.random.default_rng(0)
+    x = 300.0 + rng.standard_t(3, size=(2, 128, 64, 3)) * np.array([0.01, 1.0, 50.0])
+    x[0, 0, 0, 0] += 40.0  # an outlier where a naive first-pixel shift would sit
+    x64 = x - x.mean(axis=(1, 2), keepdims=True)
+    want = x64 / np.sqrt((x64**2).mean(axis=(1, 2), keepdims=True) + 1e-8)
+    got = sg1._instance_norm(jnp.asarray(x, jnp.float32))
+    # fp32 input rounding alone is ~300 * 6e-8 / std, ~2e-3 for the std-0.01 channel (NVIDIA's
+    # two-pass form in fp32 is off by 1.6e-3 there; a first-pixel shift by 1.1e-2).
+    np.testing.assert_allclose(np.asarray(got)[..., 1:], want[..., 1:], atol=2e-4)
+    np.testing.assert_allclose(np.asarray(got)[..., 0], want[..., 0], atol=5e-3)
+
+
 # ----------------------------------------------------------------------------- API behaviour
 
 
