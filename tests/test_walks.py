@@ -211,7 +211,7 @@ def test_run_evaluation_end_to_end(tmp_path, monkeypatch):
     gen_dir = str(tmp_path / "gen")
     model_dirs.save_generator(gen_dir, CFG, _variables())
     monkeypatch.setattr(evaluate, "load_predictor",
-                        lambda path: (brightness_predict, ["bright", "top_heavy"]))
+                        lambda *args, **kwargs: (brightness_predict, ["bright", "top_heavy"]))
     config = _eval_config()
     out = evaluate.run_evaluation(_direction_files(tmp_path), str(tmp_path / "eval"),
                                   generator=gen_dir, config=config)
@@ -237,7 +237,8 @@ def test_run_evaluation_end_to_end(tmp_path, monkeypatch):
     p = np.load(tmp_path / "eval" / "preds_sca.npz")["preds"]
     again = metrics.summarize_method(p[:6], p[6:], res["distances"], ["bright", "top_heavy"],
                                      np.full(3, 0.5))
-    assert again["S_d"] == res["methods"]["sca"]["S_d"]
+    # Table 1 is computed on the device in float32 (device_metrics); numpy is the oracle.
+    assert again["S_d"] == pytest.approx(res["methods"]["sca"]["S_d"], abs=1e-6)
 
 
 def test_evaluate_is_device_count_invariant(tmp_path):

@@ -53,9 +53,10 @@ def synthesis_layer_names(cfg: generators.GeneratorConfig) -> list[str]:
 
 
 def default_layers(cfg: generators.GeneratorConfig) -> tuple[str, ...]:
-    """`conv1` of the blocks at 1/4 and 1/2 of the output resolution (b8, b16 for a 32x32 G)."""
+    """`conv1` of the blocks at 1/4 and 1/2 of the output resolution (b8, b16 for a 32x32 G;
+    the first block, b4, is the smallest there is)."""
     res = cfg.img_resolution
-    return (f"synthesis.b{res // 4}.conv1", f"synthesis.b{res // 2}.conv1")
+    return tuple(dict.fromkeys(f"synthesis.b{max(res // f, 4)}.conv1" for f in (4, 2)))
 
 
 def resolve_layers(cfg: generators.GeneratorConfig, layers: Sequence[str] | str | None

@@ -133,12 +133,17 @@ def default_chunk(devices: Sequence[jax.Device] | None = None) -> int:
 
 def _make_step(cfg: generators.GeneratorConfig, truncation_psi: float, with_preds: bool,
                with_images: bool) -> Callable:
-    """step(variables, predict, key, dirs, mask, seeds [B], dir_idx [B], offset [B])."""
+    """step(variables, predict, key, mask, seeds [B], item_dirs [B, w_dim], offset [B]).
 
-    def step(variables, predict, key, dirs, mask, seeds, dir_idx, offset):
+    Each item carries its own unit direction, so the number of directions of a file is not a
+    shape of the compiled program: every walk of a run (each method, the reach walk, any file)
+    with the same chunk size reuses one compilation.
+    """
+
+    def step(variables, predict, key, mask, seeds, item_dirs, offset):
         z = seed_streams.latents(key, seeds, cfg.z_dim)
         ws = generators.map_latents(cfg, variables, z, truncation_psi=truncation_psi)
-        ws = jax.vmap(edit_ws, in_axes=(0, 0, 0, None))(ws, dirs[dir_idx], offset, mask)
+        ws = jax.vmap(edit_ws, in_axes=(0, 0, 0, None))(ws, item_dirs, offset, mask)
         img = generators.synthesize(cfg, variables, ws, noise_mode="const")
         preds = predict(img) if with_preds else None
         return preds, (img if with_images else None)
@@ -153,7 +158,7 @@ def _compiled_step(cfg: generators.GeneratorConfig, truncation_psi: float, with_
     repl = sharding.replicated(mesh)
     return jax.jit(
         _make_step(cfg, truncation_psi, with_preds, with_images),
-        in_shardings=(repl, repl, repl, repl, repl, data, data, data),
+        in_shardings=(repl, repl, repl, repl, data, data, data),
         out_shardings=(data if with_preds else None, data if with_images else None))
 
 
@@ -197,9 +202,9 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
       signs: the sign axis G (default +1, -1).
       layer_range: (start, end): edit only ws slots [start, end); None edits all slots.
       truncation_psi: applied to ws before the edit.
-      chunk: at most this many items per jitted call (before rounding up to a multiple of the
-        device count); the items are split into equal chunks. Memory scales with it. None:
-        `default_chunk(devices)`.
+      chunk: items per jitted call (rounded up to a multiple of the device count); every call
+        has min(chunk, items) rows, the last one padded, so all walks of at least `chunk` items
+        compile once. Memory scales with it. None: `default_chunk(devices)`.
       return_images: also return every image (memory: S*D*G*T images on the host).
       devices: devices to shard the chunk axis over (default all).
 
@@ -227,12 +232,13 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
     mesh = sharding.make_data_mesh(devices)
     n_dev = mesh.devices.size
     n_items = item_seed.shape[0]
-    # Equal chunks (the last one padded by < n_chunks * n_dev items): one compilation per run.
-    n_chunks = -(-n_items // chunk)
-    size = sharding.round_up(-(-n_items // n_chunks), n_dev)
+    # One chunk shape (the last chunk padded with copies of a real item): every walk with at
+    # least `chunk` items shares one compilation, however many items or directions it has; a
+    # smaller walk runs as one chunk of its own size rather than padding up to `chunk`.
+    size = sharding.round_up(min(chunk, n_items), n_dev)
     step = _compiled_step(cfg, float(truncation_psi), predict_fn is not None, return_images, mesh)
     data = sharding.data_sharding(mesh)
-    const = sharding.put_replicated((variables, as_predictor(predict_fn), key, dirs, mask), mesh)
+    const = sharding.put_replicated((variables, as_predictor(predict_fn), key, mask), mesh)
     preds_out, images_out = [], []
     pending: collections.deque = collections.deque()
 
@@ -245,7 +251,8 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
 
     for lo in range(0, n_items, size):
         hi = min(lo + size, n_items)
-        batch = [sharding.pad_batch(a[lo:hi], size)[0] for a in (item_seed, dir_idx, offset)]
+        batch = [sharding.pad_batch(a, size)[0]
+                 for a in (item_seed[lo:hi], dirs[dir_idx[lo:hi]], offset[lo:hi])]
         batch = [_put(a, data) for a in batch]
         pending.append((*step(*const, *batch), hi - lo))
         # Dispatch is asynchronous: keep one chunk queued behind the running one so the device

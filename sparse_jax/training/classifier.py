@@ -256,10 +256,18 @@ def predict_dataset(cfg: clf.ClassifierConfig, params: Any, images: np.ndarray,
     return np.concatenate(out, axis=0)
 
 
+def _make_predict(cfg: clf.ClassifierConfig):
+    """predict(params, uint8 images [B, C, H, W]) -> probabilities [B, A]."""
+
+    def predict(params, images):
+        return clf.predict_probs(cfg, params, dequantize(images))
+
+    return predict
+
+
 @functools.lru_cache(maxsize=8)
 def _predict_fn(cfg: clf.ClassifierConfig):
-    """jit(params, uint8 images [B, C, H, W]) -> probabilities [B, A]."""
-    return jax.jit(lambda p, x: clf.predict_probs(cfg, p, dequantize(x)))
+    return jax.jit(_make_predict(cfg))
 
 
 def evaluate(cfg: clf.ClassifierConfig, params: Any, test_set: Dataset) -> dict[str, Any]:
