@@ -59,7 +59,10 @@ def config(ns: argparse.Namespace):
     if given.get("truncation") == "default":
         given["truncation"] = common.psi_without_cutoff("default", ns.generator, "discover")
     cfg = dataclasses.replace(discover.DiscoveryConfig(), **{**base, **given})
-    discover.parse_methods(cfg.methods)  # an unknown method fails before any sampling
+    try:
+        discover.parse_methods(cfg.methods)  # an unknown method fails before any sampling
+    except ValueError as e:
+        raise common.UserError(f"--methods: {e}") from None
     return cfg
 
 

@@ -38,14 +38,14 @@ def parse_edit(text: str) -> EditSpec:
         layer_range = (int(a), int(b))
     if len(parts) < 3 or not parts[0]:
         raise argparse.ArgumentTypeError(
-            f"--edit {text!r}: expected FILE:INDEX:STRENGTH[:START,END], e.g. dirs.npz:3:2.5:0,4")
+            f"{text!r}: expected FILE:INDEX:STRENGTH[:START,END], e.g. dirs.npz:3:2.5:0,4")
     path, index, strength = ":".join(parts[:-2]), parts[-2].strip(), parts[-1].strip()
     if not re.fullmatch(r"\d+", index):
-        raise argparse.ArgumentTypeError(f"--edit {text!r}: INDEX must be a direction index "
+        raise argparse.ArgumentTypeError(f"{text!r}: INDEX must be a direction index "
                                          f"(0, 1, ...), got {index!r}")
     s = common._scalar(float, "--edit", strength) if strength else None
     if s is None:
-        raise argparse.ArgumentTypeError(f"--edit {text!r}: STRENGTH is missing")
+        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH is missing")
     return EditSpec(path, int(index), s, layer_range)
 
 

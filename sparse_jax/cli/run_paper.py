@@ -80,7 +80,10 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     from sparse_jax.pipeline import paper
 
     kw = settings(ns)
-    discover.parse_methods(kw["methods"])
+    try:
+        discover.parse_methods(kw["methods"])
+    except ValueError as e:
+        raise common.UserError(f"--methods: {e}") from None
     common.check_input_dir(ns.generator, "--generator")
     common.check_input_dir(ns.classifier, "--classifier")
     common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="run_paper's")

@@ -123,7 +123,7 @@ def configs(ns: argparse.Namespace):
                                    img_resolution=gcfg.img_resolution,
                                    img_channels=gcfg.img_channels * tcfg.pack)
     except (ValueError, TypeError) as e:
-        raise common.UserError(str(e)) from None
+        raise common.UserError(f"--batch/--pack/network flags: {e}") from None
     return gcfg, dcfg, tcfg
 
 
