@@ -1,4 +1,4 @@
-"""StyleGAN2 'resnet' discriminator (stylegan2-ada-pytorch semantics), as pure functions.
+"""StyleGAN2 'resnet' discriminator (stylegan2-ada-pytorch semantics) in Flax Linen.
 
 Used only to train the small embedded generator. Parameters mirror the official names:
 
@@ -13,6 +13,8 @@ CONV = {'weight': [O, I, k, k], 'bias': [O]}
 Equalized learning rate: weights are stored as unit normals and scaled by 1/sqrt(fan_in) at run
 time, so plain Adam on the stored values gives the official training dynamics. Images come in
 NCHW; the layers run in NHWC, with XLA or im2col convolutions (`conv_impl`, see `conv_ops`).
+Like the generator, the module is used through pure functions (`init_discriminator`,
+`discriminate`) over its parameter tree.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import dataclasses
 import math
 from typing import Any
 
+import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,6 +81,111 @@ class DiscriminatorConfig:
         return cls(**d)
 
 
+class ConvLayer(nn.Module):
+    """Equalized-lr conv (+ bias, lrelu*sqrt2, gain); down=True is conv2d_resample with down=2.
+
+    x: [N, H, W, in_features] -> [N, H', W', features]. Params: weight [O, I, k, k] (N(0, 1)),
+    bias [O] (zeros) unless use_bias is False.
+    """
+
+    features: int
+    kernel: int
+    act: bool
+    down: bool = False
+    gain: float = 1.0
+    use_bias: bool = True
+    conv_impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel
+        w = self.param("weight", nn.initializers.normal(1.0),
+                       (self.features, x.shape[-1], k, k), jnp.float32)
+        w = w * (1.0 / math.sqrt(x.shape[-1] * k * k))
+        if k == 1:
+            if self.down:
+                x = _fir(x, pad=1, down=2)
+            x = jnp.einsum("nhwi,oi->nhwo", x, w[:, :, 0, 0])
+        elif self.down:
+            # Blur with padding 2 (kernel padding 1 + filter adjustment), then stride-2 valid conv.
+            x = conv2d(_fir(x, pad=2, down=1), w, pad=0, stride=2, conv_impl=self.conv_impl)
+        else:
+            x = conv2d(x, w, pad=k // 2, conv_impl=self.conv_impl)
+        if self.use_bias:
+            x = x + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        if self.act:
+            return jax.nn.leaky_relu(x, 0.2) * (_LRELU_GAIN * self.gain)
+        return x * self.gain if self.gain != 1.0 else x
+
+
+class Dense(nn.Module):
+    """Equalized-lr dense layer: [N, I] -> [N, features]; weight [O, I], bias [O]."""
+
+    features: int
+    act: bool
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("weight", nn.initializers.normal(1.0), (self.features, x.shape[-1]),
+                       jnp.float32)
+        b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        x = x @ (w * (1.0 / math.sqrt(x.shape[-1]))).T + b
+        return jax.nn.leaky_relu(x, 0.2) * _LRELU_GAIN if self.act else x
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual down-sampling block b{res}: [N, R, R, C] -> [N, R/2, R/2, C']."""
+
+    cfg: DiscriminatorConfig
+    res: int
+    conv_impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, x):
+        tmp, out = self.cfg.channels(self.res), self.cfg.channels(self.res // 2)
+        if self.res == self.cfg.img_resolution:
+            x = ConvLayer(tmp, 1, act=True, conv_impl=self.conv_impl, name="fromrgb")(x)
+        # Both branches carry gain sqrt(0.5) so their sum keeps unit variance.
+        y = ConvLayer(out, 1, act=False, down=True, gain=math.sqrt(0.5), use_bias=False,
+                      conv_impl=self.conv_impl, name="skip")(x)
+        x = ConvLayer(tmp, 3, act=True, conv_impl=self.conv_impl, name="conv0")(x)
+        x = ConvLayer(out, 3, act=True, down=True, gain=math.sqrt(0.5), conv_impl=self.conv_impl,
+                      name="conv1")(x)
+        return x + y
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """Block b4: (fromrgb,) minibatch std, conv, dense, output logit. [N, 4, 4, C] -> [N]."""
+
+    cfg: DiscriminatorConfig
+    conv_impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, x):
+        cfg, c4 = self.cfg, self.cfg.channels(4)
+        if cfg.img_resolution == 4:
+            x = ConvLayer(c4, 1, act=True, conv_impl=self.conv_impl, name="fromrgb")(x)
+        x = minibatch_std(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
+        x = ConvLayer(c4, 3, act=True, conv_impl=self.conv_impl, name="conv")(x)
+        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # official NCHW flatten order
+        x = Dense(c4, act=True, name="fc")(x)
+        return Dense(1, act=False, name="out")(x)[:, 0]
+
+
+class Discriminator(nn.Module):
+    """NCHW images [N, img_channels, R, R] -> logits [N]."""
+
+    cfg: DiscriminatorConfig
+    conv_impl: str = "xla"
+
+    @nn.compact
+    def __call__(self, img):
+        x = jnp.transpose(img, (0, 2, 3, 1))
+        for res in self.cfg.block_resolutions:
+            x = DiscriminatorBlock(self.cfg, res, self.conv_impl, name=f"b{res}")(x)
+        return DiscriminatorEpilogue(self.cfg, self.conv_impl, name="b4")(x)
+
+
 def init_discriminator(key: jax.Array, cfg: DiscriminatorConfig) -> Params:
     """Official initialisation: weights N(0, 1) (gains applied at run time), biases 0.
 
@@ -87,43 +196,9 @@ def init_discriminator(key: jax.Array, cfg: DiscriminatorConfig) -> Params:
     Returns:
       the parameter tree described in the module docstring.
     """
-    shapes = _param_shapes(cfg)
-    leaves, treedef = jax.tree_util.tree_flatten(shapes, is_leaf=lambda x: isinstance(x, tuple))
-    keys = jax.random.split(key, len(leaves))
-    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
-        shapes, is_leaf=lambda x: isinstance(x, tuple))[0]]
-    values = [
-        jax.random.normal(k, s, jnp.float32) if path.endswith("['weight']") else jnp.zeros(s)
-        for k, s, path in zip(keys, leaves, paths, strict=True)]
-    return jax.tree_util.tree_unflatten(treedef, values)
-
-
-def _param_shapes(cfg: DiscriminatorConfig) -> dict[str, Any]:
-    def conv(o: int, i: int, k: int, bias: bool = True) -> dict[str, tuple[int, ...]]:
-        d = {"weight": (o, i, k, k)}
-        if bias:
-            d["bias"] = (o,)
-        return d
-
-    tree: dict[str, Any] = {}
-    for res in cfg.block_resolutions:
-        tmp, out = cfg.channels(res), cfg.channels(res // 2)
-        block = {}
-        if res == cfg.img_resolution:
-            block["fromrgb"] = conv(tmp, cfg.img_channels, 1)
-        block["conv0"] = conv(tmp, tmp, 3)
-        block["conv1"] = conv(out, tmp, 3)
-        block["skip"] = conv(out, tmp, 1, bias=False)
-        tree[f"b{res}"] = block
-    c4 = cfg.channels(4)
-    head: dict[str, Any] = {}
-    if cfg.img_resolution == 4:
-        head["fromrgb"] = conv(c4, cfg.img_channels, 1)
-    head["conv"] = conv(c4, c4 + cfg.mbstd_num_channels, 3)
-    head["fc"] = {"weight": (c4, c4 * 16), "bias": (c4,)}
-    head["out"] = {"weight": (1, c4), "bias": (1,)}
-    tree["b4"] = head
-    return tree
+    img = jnp.zeros((cfg.mbstd_group_size, cfg.img_channels, cfg.img_resolution,
+                     cfg.img_resolution), jnp.float32)
+    return flax.core.unfreeze(Discriminator(cfg).init({"params": key}, img)["params"])
 
 
 def discriminate(cfg: DiscriminatorConfig, params: Params, img: jax.Array,
@@ -143,25 +218,7 @@ def discriminate(cfg: DiscriminatorConfig, params: Params, img: jax.Array,
     if img.ndim != 4 or img.shape[1:] != (c, r, r):
         raise ValueError(f"discriminator expects images [N, {c}, {r}, {r}], got {img.shape}")
     check_conv_impl(conv_impl)
-    x = jnp.transpose(img, (0, 2, 3, 1))
-    for res in cfg.block_resolutions:
-        p = params[f"b{res}"]
-        if "fromrgb" in p:
-            x = _conv_layer(x, p["fromrgb"], conv_impl, act=True)
-        # Residual block; both branches carry gain sqrt(0.5) so their sum keeps unit variance.
-        y = _conv_layer(x, p["skip"], conv_impl, act=False, down=True, gain=math.sqrt(0.5))
-        x = _conv_layer(x, p["conv0"], conv_impl, act=True)
-        x = _conv_layer(x, p["conv1"], conv_impl, act=True, down=True, gain=math.sqrt(0.5))
-        x = x + y
-    p = params["b4"]
-    if "fromrgb" in p:
-        x = _conv_layer(x, p["fromrgb"], conv_impl, act=True)
-    x = minibatch_std(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
-    x = _conv_layer(x, p["conv"], conv_impl, act=True)
-    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # official NCHW flatten order
-    x = _dense(x, p["fc"], act=True)
-    x = _dense(x, p["out"], act=False)
-    return x[:, 0]
+    return Discriminator(cfg, conv_impl).apply({"params": params}, img)
 
 
 def minibatch_std(x: jax.Array, group_size: int, num_channels: int) -> jax.Array:
@@ -189,38 +246,6 @@ def minibatch_std(x: jax.Array, group_size: int, num_channels: int) -> jax.Array
     y = jnp.tile(y, (g, 1))  # [N, F]
     y = jnp.broadcast_to(y[:, None, None, :], (n, h, w, f)).astype(x.dtype)
     return jnp.concatenate([x, y], axis=-1)
-
-
-def _conv_layer(x: jax.Array, p: Params, conv_impl: str, *, act: bool, down: bool = False,
-                gain: float = 1.0) -> jax.Array:
-    """Equalized-lr conv (+ bias, lrelu*sqrt2, gain); down=True is conv2d_resample with down=2."""
-    w = p["weight"]
-    o, i, k, _ = w.shape
-    w = w * (1.0 / math.sqrt(i * k * k))
-    if k == 1:
-        if down:
-            x = _fir(x, pad=1, down=2)
-        x = jnp.einsum("nhwi,oi->nhwo", x, w[:, :, 0, 0])
-    elif down:
-        # Blur with padding 2 (kernel padding 1 + filter adjustment), then stride-2 valid conv.
-        x = conv2d(_fir(x, pad=2, down=1), w, pad=0, stride=2, conv_impl=conv_impl)
-    else:
-        x = conv2d(x, w, pad=k // 2, conv_impl=conv_impl)
-    if "bias" in p:
-        x = x + p["bias"]
-    if act:
-        x = jax.nn.leaky_relu(x, 0.2) * (_LRELU_GAIN * gain)
-    elif gain != 1.0:
-        x = x * gain
-    return x
-
-
-def _dense(x: jax.Array, p: Params, *, act: bool) -> jax.Array:
-    w = p["weight"]
-    x = x @ (w * (1.0 / math.sqrt(w.shape[1]))).T + p["bias"]
-    if act:
-        x = jax.nn.leaky_relu(x, 0.2) * _LRELU_GAIN
-    return x
 
 
 def _fir(x: jax.Array, pad: int, down: int) -> jax.Array:
