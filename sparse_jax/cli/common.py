@@ -219,11 +219,20 @@ def add_common(parser: argparse.ArgumentParser, *, multihost: bool = True,
         parser.add_argument("--multihost", action="store_true",
                             help="call jax.distributed.initialize() first (one process per host)")
     if progress:
-        parser.add_argument("--progress", dest="progress", action="store_const", const=True,
-                            default=None, help="progress bars (default: when stderr is a "
-                            "terminal)")
+        parser.add_argument("--progress", dest="progress", nargs="?", const=True, default=None,
+                            type=_bool, metavar="BOOL", help="progress bars (default: when "
+                            "stderr is a terminal)")
         parser.add_argument("--noprogress", "--no-progress", dest="progress",
                             action="store_const", const=False, help=argparse.SUPPRESS)
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def progress_enabled(ns: argparse.Namespace) -> bool:
