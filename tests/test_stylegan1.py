@@ -387,6 +387,10 @@ def test_upsample_conv_equals_nearest_then_conv():
         up = x.transpose(0, 3, 1, 2).repeat(2, axis=2).repeat(2, axis=3).astype(np.float64)
         want = _conv3x3(up, k.astype(np.float64)).transpose(0, 2, 3, 1)
         np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
+        # The blur folded into the phases is NVIDIA's blur2d of the up-sampled output.
+        got_blur = sg1.upsample_conv3x3(jnp.asarray(x), jnp.asarray(k), blur=True)
+        want_blur = _blur(want.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(np.asarray(got_blur), want_blur, atol=2e-5)
         # ... and NVIDIA's literal fused op is that with the flipped kernel (spec 3.5).
         fused = _fused_up_conv(x.transpose(0, 3, 1, 2).astype(np.float64), k)
         flipped = sg1.upsample_conv3x3(jnp.asarray(x), jnp.asarray(k[::-1, ::-1]))

@@ -249,12 +249,6 @@ def _instance_norm(x, eps=1e-8):
     return (d - m) * jax.lax.rsqrt(jnp.maximum(var, 0.0) + eps)
 
 
-def blur2d(x):
-    """NVIDIA's blur2d with [1,2,1] (zero padding 1, edges not renormalised): NHWC -> NHWC."""
-    x = conv_ops.correlate_axis(x, 1, _BLUR_TAPS, (1, 1))
-    return conv_ops.correlate_axis(x, 2, _BLUR_TAPS, (1, 1))
-
-
 def _hwio_to_oihw(w):
     return jnp.transpose(w, (3, 2, 0, 1))
 
@@ -264,16 +258,36 @@ def _hwio_to_oihw(w):
 _PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.float32)  # [a,p,u]
 
 
-def upsample_conv3x3(x, w_hwio, conv_impl: str = "xla"):
-    """Nearest x2 up-sampling followed by a 3x3 'SAME' correlation, in polyphase form.
+def _shift(x, axis: int, by: int):
+    """x shifted by `by` (+1: element i takes i-1) along `axis`, zero filled."""
+    n = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (max(by, 0), max(-by, 0))
+    return jax.lax.slice_in_dim(jnp.pad(x, pad), max(-by, 0), max(-by, 0) + n, axis=axis)
 
-    The four output phases are 2x2 correlations of the padded low-resolution input, run as one
-    2x2 conv with 4*O outputs: 16 instead of 36 multiply-adds per input/output channel pair and
-    output pixel, with the same borders as convolving the up-sampled image.
+
+def _blur_phases(even, odd, axis: int):
+    """The [1,2,1]/4 blur (zero padding) of the interleaved signal y[2i] = even[i],
+    y[2i+1] = odd[i], returned as its (even, odd) phases: the blur after an up-sampling conv
+    costs no pass of its own over the full-resolution output."""
+    t0, t1, t2 = _BLUR_TAPS
+    new_even = t0 * _shift(odd, axis, 1) + t1 * even + t2 * odd
+    new_odd = t0 * even + t1 * odd + t2 * _shift(even, axis, -1)
+    return new_even, new_odd
+
+
+def upsample_conv3x3(x, w_hwio, conv_impl: str = "xla", blur: bool = False):
+    """Nearest x2 up-sampling, a 3x3 'SAME' correlation, then optionally NVIDIA's blur2d.
+
+    Polyphase form: the four output phases are 2x2 correlations of the padded low-resolution
+    input, run as one 2x2 conv with 4*O outputs (16 instead of 36 multiply-adds per channel
+    pair and output pixel); borders are those of convolving the up-sampled image. The blur is
+    applied to the phases before they are interleaved.
 
     Args:
       x: [N, H, W, I] NHWC.
       w_hwio: [3, 3, I, O] effective kernel.
+      blur: apply the [1,2,1] blur (zero padding 1) to the up-sampled result.
     Returns:
       [N, 2H, 2W, O].
     """
@@ -284,10 +298,13 @@ def upsample_conv3x3(x, w_hwio, conv_impl: str = "xla"):
     k = k.reshape(2, 2, w_hwio.shape[2], 4 * o)
     y = conv_ops.conv2d(x, _hwio_to_oihw(k), pad=1, conv_impl=conv_impl)  # [N,H+1,W+1,4O]
     y = y.reshape(n, h + 1, w + 1, 2, 2, o)
-    rows = []
-    for a in (0, 1):
-        cols = [y[:, a:a + h, b:b + w, a, b] for b in (0, 1)]
-        rows.append(jnp.stack(cols, axis=3))  # [N,H,W,2,O]
+    ph = [[y[:, a:a + h, b:b + w, a, b] for b in (0, 1)] for a in (0, 1)]  # ph[a][b] [N,H,W,O]
+    if blur:
+        for b in (0, 1):
+            ph[0][b], ph[1][b] = _blur_phases(ph[0][b], ph[1][b], axis=1)
+        for a in (0, 1):
+            ph[a][0], ph[a][1] = _blur_phases(ph[a][0], ph[a][1], axis=2)
+    rows = [jnp.stack(ph[a], axis=3) for a in (0, 1)]  # [N,H,W,2,O]
     return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, o)
 
 
@@ -376,9 +393,7 @@ class SynthesisLayer(nn.Module):
                 if cfg.fused(self.resolution):
                     # TF's transposed conv flips the kernel: as nearest + conv it is W[::-1, ::-1].
                     w_eff = w_eff[::-1, ::-1]
-                x = upsample_conv3x3(x, w_eff, self.conv_impl)
-                if cfg.blur:
-                    x = blur2d(x)
+                x = upsample_conv3x3(x, w_eff, self.conv_impl, blur=cfg.blur)
             else:
                 x = conv_ops.conv2d(x, _hwio_to_oihw(w_eff), pad=1, conv_impl=self.conv_impl)
         noise_strength = self.param("noise_strength", _const_init(0.0), (c,))
