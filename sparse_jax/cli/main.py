@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "render": "render",
     "run-paper": "run_paper",
+    "explore": "explore",
     "train-stylegan": "train_stylegan",
     "train-classifier": "train_classifier",
 }
@@ -28,6 +29,7 @@ SUMMARY = {
     "evaluate": "Table 1 and Figs. 3-6 of direction files",
     "render": "a walk grid of one direction file",
     "run-paper": "the paper end to end (discover + evaluate)",
+    "explore": "the explorer: sliders per direction in the browser (127.0.0.1)",
     "train-stylegan": "train a small StyleGAN2",
     "train-classifier": "train the attribute classifier",
 }
