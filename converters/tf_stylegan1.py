@@ -95,7 +95,18 @@ def resolve_kwargs(source: str, gs) -> dict[str, Any]:
     return kw
 
 
+_INT_KWARGS = ("latent_size", "label_size", "dlatent_size", "mapping_layers", "mapping_fmaps",
+               "num_channels", "resolution", "fmap_base", "fmap_max")
+_FLOAT_KWARGS = ("mapping_lrmul", "fmap_decay")
+
+
 def _check_kwargs(source: str, kw: Mapping[str, Any]) -> None:
+    for k in _INT_KWARGS + _FLOAT_KWARGS:
+        v = kw[k]
+        ok = isinstance(v, int) if k in _INT_KWARGS else isinstance(v, (int, float))
+        if not ok or isinstance(v, bool) or not math.isfinite(v):
+            raise _fail(source, f"Gs.static_kwargs[{k!r}] = {v!r}; expected "
+                                f"{'an int' if k in _INT_KWARGS else 'a number'}")
     for k, want in _REQUIRED.items():
         if kw[k] != want:
             raise _fail(source, f"Gs.static_kwargs[{k!r}] = {kw[k]!r} is not supported (only "
@@ -108,7 +119,8 @@ def _check_kwargs(source: str, kw: Mapping[str, Any]) -> None:
             raise _fail(source, f"Gs.static_kwargs[{k!r}] = {kw[k]!r}; expected one of "
                                 f"{list(sg1.NONLINEARITIES)}")
     blur = kw["blur_filter"]
-    if blur is not None and blur != [] and list(np.asarray(blur, np.float64).ravel()) != [1, 2, 1]:
+    if blur is not None and not (isinstance(blur, (list, tuple)) and
+                                 (len(blur) == 0 or list(blur) == [1, 2, 1])):
         raise _fail(source, f"Gs.static_kwargs['blur_filter'] = {blur!r}; only [1, 2, 1] or None "
                             "is supported")
     if kw["structure"] not in _STRUCTURES:
@@ -120,16 +132,12 @@ def _check_kwargs(source: str, kw: Mapping[str, Any]) -> None:
                             "or False")
     if not isinstance(kw["use_wscale"], bool) or not isinstance(kw["normalize_latents"], bool):
         raise _fail(source, "Gs.static_kwargs 'use_wscale' / 'normalize_latents' must be bools")
-    try:
-        lrmul = float(kw["mapping_lrmul"])
-    except (TypeError, ValueError):
-        lrmul = float("nan")
-    if not lrmul > 0 or not math.isfinite(lrmul):
+    if not kw["mapping_lrmul"] > 0:
         raise _fail(source, f"Gs.static_kwargs['mapping_lrmul'] = {kw['mapping_lrmul']!r}; "
                             "expected a positive number")
 
 
-def default_truncation(kw: Mapping[str, Any]) -> dict[str, Any]:
+def default_truncation(kw: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Any]:
     """The checkpoint's default call (`Gs.run(z, None)`) in the project's convention.
 
     NVIDIA truncates only when psi and cutoff are both set, psi != 1 and cutoff > 0; its
@@ -139,6 +147,11 @@ def default_truncation(kw: Mapping[str, Any]) -> dict[str, Any]:
     psi, cutoff = kw["truncation_psi"], kw["truncation_cutoff"]
     if kw["is_validation"]:
         psi, cutoff = kw["truncation_psi_val"], kw["truncation_cutoff_val"]
+    if not (psi is None or isinstance(psi, (int, float)) and not isinstance(psi, bool)
+            and math.isfinite(psi)) or not (
+            cutoff is None or isinstance(cutoff, int) and not isinstance(cutoff, bool)):
+        raise _fail(source, f"Gs.static_kwargs truncation_psi={psi!r} / truncation_cutoff="
+                            f"{cutoff!r}: expected a number / an int or None")
     if kw["is_training"] or psi is None or cutoff is None or psi == 1 or cutoff <= 0:
         return {"truncation_psi": 1.0, "truncation_cutoff": None}
     return {"truncation_psi": float(psi), "truncation_cutoff": int(cutoff)}
@@ -165,8 +178,9 @@ def config_from(source: str, kw: Mapping[str, Any], flat: Mapping[str, np.ndarra
     if res != kw["resolution"] or blocks != [2**i for i in range(2, len(blocks) + 2)]:
         raise _fail(source, f"Gs.synthesis blocks {blocks} do not match static_kwargs "
                             f"resolution={kw['resolution']!r}")
-    if "mapping/Dense0/weight" not in flat or "synthesis/ToRGB_lod0/bias" not in flat:
-        raise _fail(source, "Gs has no 'mapping/Dense0/weight' or 'synthesis/ToRGB_lod0/bias'")
+    for name, ndim in (("mapping/Dense0/weight", 2), ("synthesis/ToRGB_lod0/bias", 1)):
+        if name not in flat or np.ndim(flat[name]) != ndim:
+            raise _fail(source, f"Gs has no {name!r} variable of rank {ndim}")
     z_dim = int(np.shape(flat["mapping/Dense0/weight"])[0])
     n_map = 0
     while f"mapping/Dense{n_map}/weight" in flat:
@@ -175,14 +189,14 @@ def config_from(source: str, kw: Mapping[str, Any], flat: Mapping[str, np.ndarra
         raise _fail(source, "Gs has no 'dlatent_avg' [dlatent_size] variable")
     w_dim = int(np.shape(flat["dlatent_avg"])[0])
     nc = int(np.shape(flat["synthesis/ToRGB_lod0/bias"])[0])
+    fmaps = (int(np.shape(flat["mapping/Dense0/weight"])[1]) if n_map > 1 else
+             kw["mapping_fmaps"])
     checks = {"latent_size": z_dim, "dlatent_size": w_dim, "mapping_layers": n_map,
-              "num_channels": nc}
+              "num_channels": nc, "mapping_fmaps": fmaps}
     for k, found in checks.items():
         if kw[k] != found:
             raise _fail(source, f"Gs.static_kwargs[{k!r}] = {kw[k]!r} but the variables say "
                                 f"{found}")
-    fmaps = (int(np.shape(flat["mapping/Dense0/weight"])[1]) if n_map > 1 else
-             kw["mapping_fmaps"])
     try:
         cfg = sg1.GeneratorConfig(
             z_dim=z_dim, w_dim=w_dim, c_dim=0, img_resolution=res, img_channels=nc,
@@ -307,7 +321,7 @@ def convert_g_style(source: str, gs) -> Converted:
         raise _fail(source, f"Gs.mapping.static_kwargs['dlatent_broadcast'] = {broadcast!r}, "
                             f"expected num_ws = {cfg.num_ws}")
     variables = variables_from(source, cfg, flat)
-    defaults = default_truncation(kw)
+    defaults = default_truncation(kw, source)
     fused = [r for r in cfg.block_resolutions[1:] if cfg.fused(r)]
     notes = [f"NVIDIA TF StyleGAN v1 (G_style, Network state version {gs.version}); Gs (slot 2) "
              "converted",

@@ -576,6 +576,12 @@ REFUSALS = {
     "component kwargs": (lambda g: g.components["mapping"].static_kwargs.__setitem__(
         "mapping_layers", 7), "mapping_layers"),
     "resolution": (lambda g: _set_kw(g, "resolution", 32), "resolution"),
+    "blur type": (lambda g: _set_kw(g, "blur_filter", "abc"), "blur_filter"),
+    "psi type": (lambda g: _set_kw(g, "truncation_psi", "0.7"), "truncation_psi"),
+    "fmap_base type": (lambda g: _set_kw(g, "fmap_base", [512]), "fmap_base"),
+    "mapping_fmaps": (lambda g: _set_kw(g, "mapping_fmaps", 99), "mapping_fmaps"),
+    "rank": (lambda g: g.components["mapping"].variables.__setitem__(
+        "Dense0/weight", np.zeros(4, np.float32)), "mapping/Dense0/weight"),
     "missing var": (lambda g: g.components["synthesis"].variables.pop("8x8/Conv1/bias"),
                     "8x8/Conv1/bias"),
     "bad shape": (lambda g: g.components["mapping"].variables.__setitem__(
