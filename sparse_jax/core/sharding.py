@@ -1,10 +1,11 @@
-"""Device-mesh helpers: a 1-D data mesh, batch padding, optional multi-host start-up.
+"""Device-mesh helpers: a 1-D data mesh, batch padding, multi-process start-up and host copies.
 
 The discovery pipeline shards only the batch axis ("data"); weights are replicated. Every sample's
 randomness is derived from its global index, so the mesh size never changes what is computed.
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import jax
@@ -15,15 +16,55 @@ from jax.sharding import PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def initialize_distributed(enabled: bool) -> None:
-    """Starts `jax.distributed` for a multi-host run when `enabled` (must precede any JAX use).
+def initialize_distributed(enabled: bool, coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None
+                           ) -> None:
+    """Starts `jax.distributed` for a multi-process run when `enabled` (must precede any JAX use).
+
+    On a TPU pod slice or a GPU cluster under SLURM / Open MPI, the three arguments are found by
+    JAX itself (leave them None); elsewhere pass them (or set JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID). CPU processes exchange data through gloo collectives.
 
     Args:
       enabled: the `--multihost` flag; False does nothing, so single-host runs never touch the
         coordinator service.
+      coordinator_address: "host:port" of process 0.
+      num_processes: how many processes take part.
+      process_id: this process's index in [0, num_processes).
     """
-    if enabled:
-        jax.distributed.initialize()
+    if not enabled:
+        return
+    if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
+        # CPU devices of different processes talk through gloo (the default has no cross-process
+        # collectives on CPU).
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+
+
+def is_main_process() -> bool:
+    """True on process 0, the one process that writes a run's output files."""
+    return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+    """Blocks until every process reaches this point (a no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def shard_rows(x: np.ndarray, mesh: Mesh) -> jax.Array:
+    """A host [n, ...] array (the same on every process) row-sharded over the mesh.
+
+    Rows are split over the mesh's devices when n divides evenly (no padding: a padded row
+    would change a decomposition); otherwise every device gets a full copy.
+    """
+    x = np.asarray(x)
+    if x.shape[0] % mesh.size == 0:
+        return shard_host_array(x, data_sharding(mesh))
+    return shard_host_array(x, replicated(mesh))
 
 
 def make_data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from sparse_jax import decompose
-from sparse_jax.core import atomic, seeds
+from sparse_jax.core import atomic, seeds, sharding
 from sparse_jax.discovery import directions, features, sefa_layers
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
@@ -140,31 +140,41 @@ def _check_sizes(methods, k, num_samples, num_regression, p, w_dim) -> None:
 # Thin adapters to sparse_jax.decompose, so the rest of the file does not depend on its field names.
 
 
-def _pca_basis(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+def _on_mesh(x: Any, mesh: Mesh | None) -> jax.Array:
+    """x [n, p] (the same host array on every process) row-sharded over the run's mesh, so the
+    decompositions' products reduce over every device of every process."""
+    return sharding.shard_rows(np.asarray(x, np.float32),
+                               sharding.make_data_mesh() if mesh is None else mesh)
+
+
+def _pca_basis(x: jax.Array, k: int, mesh: Mesh | None = None
+               ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """PCA of x [n, p] -> (comp [k, p] unit rows, mean [p], stdev [k], var_ratio [k])."""
-    r = decompose.pca(x, k)
-    return (jnp.asarray(r.components), jnp.asarray(r.mean), jnp.asarray(r.stdev),
-            jnp.asarray(r.explained_variance_ratio))
+    r = decompose.pca(_on_mesh(x, mesh), k)
+    return tuple(jnp.asarray(sharding.to_host(a)) for a in (
+        r.components, r.mean, r.stdev, r.explained_variance_ratio))
 
 
-def _sca_basis(x: jax.Array, k: int, gamma: float | None, target_sparsity: float):
+def _sca_basis(x: jax.Array, k: int, gamma: float | None, target_sparsity: float,
+               mesh: Mesh | None = None):
     """SCA of x [n, p] -> (comp [k, p] unit rows, loadings [p, k], gamma, sparsity, info).
 
     Runs SCA's fast mode (`rotate_z=False`: no varimax of the n x k left factor, which only
     affects Z; on the epca reference data the loadings move by < 1e-6), as n = 10,000+ makes the
     faithful n x k varimax the dominant cost.
     """
+    x = _on_mesh(x, mesh)
     if gamma is None:
         r = decompose.sca(x, k, target_sparsity=target_sparsity, rotate_z=SCA_ROTATE_Z)
     else:
         r = decompose.sca(x, k, gamma=gamma, rotate_z=SCA_ROTATE_Z)
-    loadings = np.asarray(r.loadings)
+    loadings = sharding.to_host(r.loadings)
     directions.check_nonzero_rows(loadings.T, "SCA loadings")
     comp = directions.sca_basis(loadings)
     sparsity = float(np.mean(loadings == 0.0))
-    info = {"cpve": np.asarray(r.cpve).tolist(), "n_iter": int(r.n_iter),
-            "converged": bool(r.converged)}
-    return comp, loadings, float(r.gamma), sparsity, info
+    info = {"cpve": sharding.to_host(r.cpve).tolist(), "n_iter": int(sharding.to_host(r.n_iter)),
+            "converged": bool(sharding.to_host(r.converged))}
+    return comp, loadings, float(sharding.to_host(r.gamma)), sparsity, info
 
 
 def _sefa_basis(cfg: generators.GeneratorConfig, variables: dict, k: int):
@@ -191,18 +201,17 @@ def _zero_fraction(m: Any) -> float:
 
 
 def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity,
-                w_stdev=None) -> MethodResult:
+                w_stdev=None, mesh=None) -> MethodResult:
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     gamma_out = math.nan
     if method == "pca-w":
-        comp, _, stdev, var_ratio = _pca_basis(jnp.asarray(fit.w), k)
+        comp, _, stdev, var_ratio = _pca_basis(fit.w, k, mesh)
         dirs = directions.from_latent_basis(comp, jnp.asarray(fit.w), var_ratio, act_stdev=stdev,
                                             w_stdev=w_stdev)
         space, sparsity = "w", _zero_fraction(comp)
     elif method == "sca-w":
-        comp, _, gamma_out, sparsity, extra = _sca_basis(
-            jnp.asarray(fit.w), k, gamma, target_sparsity)
+        comp, _, gamma_out, sparsity, extra = _sca_basis(fit.w, k, gamma, target_sparsity, mesh)
         w = jnp.asarray(fit.w)
         var_ratio = directions.explained_variance_ratio(w, jnp.mean(w, axis=0), comp)
         dirs = directions.from_latent_basis(comp, w, var_ratio, w_stdev=w_stdev)
@@ -217,10 +226,11 @@ def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity,
         x = jnp.asarray(fit.x)
         mean = jnp.mean(x, axis=0)
         if method == "pca":
-            comp, mean, stdev, var_ratio = _pca_basis(x, k)
+            comp, mean, stdev, var_ratio = _pca_basis(fit.x, k, mesh)
             sparsity = _zero_fraction(comp)
         else:
-            comp, _, gamma_out, sparsity, extra = _sca_basis(x, k, gamma, target_sparsity)
+            comp, _, gamma_out, sparsity, extra = _sca_basis(fit.x, k, gamma, target_sparsity,
+                                                             mesh)
             # Scores are X_c @ (unit-normalised loadings); their stdev whitens the regression.
             stdev = directions.score_stdev(x, mean, comp)
             var_ratio = directions.explained_variance_ratio(x, mean, comp)
@@ -368,7 +378,7 @@ def run_discovery(
     results: dict[str, MethodResult] = {}
     for m in methods:
         results[m] = _fit_method(m, fit, fresh, cfg, variables, k, gamma, target_sparsity,
-                                 w_stdev)
+                                 w_stdev, mesh)
         timings[m] = results[m].seconds
 
     summary = {
@@ -386,6 +396,7 @@ def run_discovery(
         "batch": batch,
         "truncation": truncation,
         "devices": (mesh.size if mesh is not None else jax.device_count()),
+        "processes": jax.process_count(),
         "seconds": timings,
         "label_counts": _label_counts(fit.labels),
         "results": {
@@ -404,5 +415,9 @@ def run_discovery(
     result = DiscoveryResult(methods=results, layers=names, pooling=pooling, fit=fit,
                              summary=summary)
     if out is not None:
-        write_outputs(out, result, k, seed)
+        # Every process computed the same result; one writes it, and the others wait for the
+        # files (a later stage, e.g. the evaluation, reads them on every process).
+        if sharding.is_main_process():
+            write_outputs(out, result, k, seed)
+        sharding.sync("discovery outputs written")
     return result
