@@ -101,6 +101,8 @@ def main():
         print(f"| StyleGAN v1 FFHQ-1024 | {r['params'] / 1e6:.1f}M | {r['first_call_s']:.1f} | "
               f"{r['median_s']:.2f} | {r['img_per_s']:.2f} | {r['cpu_s_per_img']:.2f} | "
               f"{QUOTED_TF_SG1} | {r['img_per_s'] / QUOTED_TF_SG1:.2f}x |", flush=True)
+        # img/s is wall-clock: on a shared machine compare the load averages too.
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
         return
     print("| shape | params | first call (s) | median batch time (s) | img/s | CPU s/img | "
           "official torch img/s (quoted) | ratio (img/s) |")

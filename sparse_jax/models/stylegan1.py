@@ -56,7 +56,6 @@ from sparse_jax.models import conv_ops
 ARCH = "stylegan1"
 NOISE_MODES = ("const", "none", "random")
 NONLINEARITIES = ("lrelu", "relu")
-FUSED_SCALES = ("auto", True, False)
 _SQRT2 = math.sqrt(2.0)
 # NVIDIA's blur [1,2,1] (x) [1,2,1] / 16 is separable: [1,2,1]/4 along each axis.
 _BLUR_TAPS = (0.25, 0.5, 0.25)
