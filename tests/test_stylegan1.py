@@ -249,8 +249,8 @@ def test_uint8_conversion_matches_nvidia():
     from sparse_jax.core.images import to_uint8
     _, conv, ref, _ = _fixture("sg1_r32_rgb")
     img = np.asarray(_jitted(conv.cfg)[1](conv.variables, ref["ws_psi1"], "const"))
-    u8 = np.asarray(to_uint8(img))
-    u8 = u8.transpose(0, 2, 3, 1) if u8.shape[1] == conv.cfg.img_channels else u8
+    u8 = np.asarray(to_uint8(img))  # NHWC, as NVIDIA's convert_images_to_uint8(nchw_to_nhwc)
+    chex.assert_shape(u8, ref["img_psi1_uint8_nhwc"].shape)
     assert np.max(np.abs(u8.astype(int) - ref["img_psi1_uint8_nhwc"].astype(int))) <= 1
 
 
