@@ -345,7 +345,9 @@ RANDOM_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(RANDOM_CONFIGS))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("r128") else n
+    for n in sorted(RANDOM_CONFIGS)])
 def test_random_config_matches_numpy_reference(name):
     gs, kw = _random_gs(RANDOM_CONFIGS[name], seed=len(name))
     conv = convert_g_style(f"{name}.pkl", gs)
