@@ -12,6 +12,7 @@ import io
 import math
 import pickle
 import reprlib
+import struct
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -291,6 +292,30 @@ class RestrictedUnpickler(pickle._Unpickler):
         self._allowed_ids = {id(v) for v in allowed.values()}
         self._source = source
         self._persistent_load = persistent_load
+        self._file = file
+        try:  # the file's size bounds every length a header may claim
+            here = file.tell()
+            self._size: int | None = file.seek(0, io.SEEK_END)
+            file.seek(here)
+        except (AttributeError, OSError, ValueError):
+            self._size = None
+
+    def _load_bytearray8(self) -> None:
+        # The pure-Python unpickler allocates (and zeroes) `bytearray(n)` before reading, so a
+        # flipped opcode claiming 2^40 bytes would really take the memory: check n first.
+        (n,) = struct.unpack("<Q", self.read(8))
+        left = None if self._size is None else self._size - self._file.tell()
+        frame = self._unframer.current_frame  # protocol 4+: a frame already read into memory
+        if left is not None and frame is not None:
+            left += frame.getbuffer().nbytes - frame.tell()
+        if left is not None and n > left:
+            raise ConversionError(f"{self._source}: a byte array claims {n} bytes, the file has "
+                                  f"{left} left (truncated or corrupt)")
+        buf = bytearray(n)
+        self.readinto(buf)
+        self.append(buf)
+
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
 
     def _load_build(self) -> None:
         inst = self.stack[-2] if len(self.stack) >= 2 else None  # below the state

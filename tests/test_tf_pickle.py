@@ -1,6 +1,8 @@
 """NVIDIA TensorFlow StyleGAN pickles: safe reading, StyleGAN2 TF / ADA TF conversion, refusals."""
 import functools
+import io
 import os
+import pickle
 import resource
 import struct
 
@@ -478,3 +480,14 @@ def _stub(net):
     if "components" in s.state:
         s.state["components"] = {k: _stub(c) for k, c in s.state["components"].items()}
     return s
+
+
+def test_a_byte_array_claiming_more_than_the_file_is_refused_before_allocating(tmp_path):
+    # Found by bench/fuzz_converter.py: one flipped bit turns MEMOIZE into BYTEARRAY8, whose
+    # pure-Python loader would zero-fill the claimed length (here 2^40 bytes) before reading.
+    data = b"\x80\x05\x96" + struct.pack("<Q", 2**40) + b"abc."
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _expect(_write(tmp_path, "ba8.pkl", data), "claims 1099511627776 bytes")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000
+    ok = pickle.dumps([bytearray(b"x" * 100_000)], protocol=5)  # in-frame arrays still load
+    assert len(safe_pickle.restricted_load(io.BytesIO(ok), allowed={}, source="ok")[0]) == 100_000
