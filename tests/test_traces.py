@@ -151,3 +151,24 @@ def test_predict_dataset_compiles_once(pin):
         p = clf_training.predict_dataset(CFG_C, _classifier(), images, batch=3)
     ref = clf.predict_probs(CFG_C, _classifier(), clf_training.dequantize(jnp.asarray(images)))
     np.testing.assert_allclose(p, np.asarray(ref), atol=1e-6)
+
+
+def test_generate_and_render_entry_points_run_under_the_transfer_guard(tmp_path):
+    """What bin/generate and bin/render call, from the model directory on: no implicit copy."""
+    from sparse_jax.evaluation import run as evaluate
+    from sparse_jax.io import direction_files, model_dirs
+
+    gen_dir = str(tmp_path / "gen")
+    model_dirs.save_generator(gen_dir, CFG, _variables())
+    dirs = np.eye(CFG.w_dim, dtype=np.float32)[:2]
+    path = str(tmp_path / "directions_x.npz")
+    np.savez(path, lat_comp=dirs, lat_mean=np.zeros(CFG.w_dim), lat_stdev=np.ones(2),
+             method=np.array("x"))
+    direction_files.read_directions(path, CFG.w_dim)
+    with jax.transfer_guard("disallow"):
+        generate.run(gen_dir, str(tmp_path / "g.npz"), seeds="0-4", batch=2)
+        evaluate.run_render(path, str(tmp_path / "r.png"), generator=gen_dir, seeds=[0, 3],
+                            num_directions=2, sigmas=[-1.0, 0.0, 1.0])
+    with np.load(tmp_path / "g.npz") as f:
+        chex.assert_shape(f["images"], (5, 1, 8, 8))
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

@@ -70,7 +70,8 @@ def init(key: jax.Array, cfg: Any) -> dict:
 
 def abstract_variables(cfg: Any) -> Any:
     """ShapeDtypeStructs of a generator's variables (no computation)."""
-    return jax.eval_shape(functools.partial(init, cfg=cfg), jax.random.key(0))
+    # The key is made inside the trace: no host-to-device copy (works under transfer_guard).
+    return jax.eval_shape(lambda: init(jax.random.key(0), cfg))
 
 
 def map_latents(cfg: Any, variables: Mapping, z: jax.Array, c: jax.Array | None = None,
