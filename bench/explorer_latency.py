@@ -1,51 +1,84 @@
-"""Slider -> image latency of the explorer (one POST /api/render, as the page sends on a move).
+"""Slider -> new image latency of the explorer's Gradio page.
 
-  python bench/explorer_latency.py --inputs runs/dirs/directions_sca.npz [--generator G] [--n 30]
-Prints the median and 90th percentile over --n slider positions after one warm-up request
-(which compiles); the page's budget on CPU for the embedded model is ~200 ms.
+  python bench/explorer_latency.py --inputs runs/dirs/directions_sca.npz [--generator G] [--n 40]
+Times a slider move two ways, each as the median and 90th percentile over --n positions after one
+warm-up move (which compiles):
+  handler: the page's event handler (`Page.render`: edit, synthesis, classifier, bars HTML),
+           called in process;
+  http:    the round trip through Gradio's HTTP API on 127.0.0.1 with gradio_client (queue, SSE,
+           the PNG written to Gradio's cache and downloaded), what a browser waits for minus
+           painting.
+The page's budget on CPU for the embedded model is ~200 ms. Prints the machine and its load.
 """
 import argparse
-import json
 import os
+import platform
 import sys
-import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from sparse_jax.explorer import engine, server  # noqa: E402
+from sparse_jax.explorer import app, engine  # noqa: E402
+
+
+def _stats(name, seconds):
+    ms = np.asarray(seconds) * 1000
+    return f"{name}: median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms"
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--generator", default=None)
-    p.add_argument("--n", type=int, default=30)
+    p.add_argument("--n", type=int, default=40)
+    p.add_argument("--compare", action="store_true", help="side by side on (two images a move)")
+    p.add_argument("--nohttp", action="store_true", help="only the in-process handler")
     args = p.parse_args()
     ex = engine.Explorer(args.generator, args.inputs)
-    httpd = server.serve(ex, "/tmp/explorer_bench_exports", port=0)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/api/render"
+    page = app.Page(ex, "/tmp/explorer_bench_exports")
+    compare = 1 if args.compare and len(ex.sets) > 1 else -1
+    num_ws = ex.cfg.num_ws
 
-    def post(sigma):
-        body = json.dumps({"seed": 0, "psi": 1.0, "sliders": [
-            {"set": 0, "index": 0, "sigma": sigma, "start": 0, "end": ex.cfg.num_ws}]}).encode()
+    def values(sigma):
+        v = [0.0, 0, num_ws] * len(page.sliders)
+        v[0] = float(sigma)  # the first direction's slider
+        return v
+
+    sigmas = np.round(np.linspace(-10, 10, args.n), 1)
+    t0 = time.perf_counter()
+    page.render(0, 1.0, compare, *values(0.5))
+    first = time.perf_counter() - t0
+    handler = []
+    for s in sigmas:
         t0 = time.perf_counter()
-        with urllib.request.urlopen(urllib.request.Request(url, data=body)) as r:
-            json.load(r)
-        return time.perf_counter() - t0
+        page.render(0, 1.0, compare, *values(s))
+        handler.append(time.perf_counter() - t0)
+    lines = [f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load "
+             f"{os.getloadavg()[0]:.2f}; generator {ex.cfg.img_resolution}px w_dim "
+             f"{ex.cfg.w_dim}, {len(page.sliders)} sliders, side by side "
+             f"{'on' if compare >= 0 else 'off'}",
+             f"first move (compiles): {first * 1000:.0f} ms",
+             _stats(f"handler in process over {args.n} moves", handler)]
+    if not args.nohttp:
+        from gradio_client import Client
 
-    first = post(0.0)
-    times = [post(s) for s in np.linspace(-10, 10, args.n)]
-    ms = np.array(times) * 1000
-    print(f"generator {ex.cfg.img_resolution}px w_dim {ex.cfg.w_dim}; first request (compile) "
-          f"{first * 1000:.0f} ms; slider -> image over {args.n} moves: median "
-          f"{np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms; load "
-          f"{os.getloadavg()[0]:.2f}")
-    httpd.shutdown()
+        demo = page.build()
+        _, url, _ = app.launch(demo, None, page.export_dir, block=False)
+        try:
+            client = Client(url, verbose=False)
+            client.predict(0, 1.0, compare, *values(0.5), api_name="/render")
+            http = []
+            for s in sigmas:
+                t0 = time.perf_counter()
+                client.predict(0, 1.0, compare, *values(s), api_name="/render")
+                http.append(time.perf_counter() - t0)
+            lines.append(_stats(f"HTTP round trip (gradio_client) over {args.n} moves", http))
+        finally:
+            demo.close()
+    lines.append(f"load after: {os.getloadavg()[0]:.2f}")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
