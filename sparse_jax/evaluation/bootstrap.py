@@ -103,7 +103,8 @@ def numbers(v: SeedValues, idx: np.ndarray | None = None) -> dict[str, float]:
 
 
 def bootstrap(repeats: Sequence[Mapping[str, SeedValues]], num_draws: int = 1000,
-              seed: int = 0, ratios: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+              seed: int = 0, ratios: Sequence[tuple[str, str]] = (),
+              order: Sequence[str] | None = None) -> dict[str, Any]:
     """Point estimates and 95% percentile intervals over repeats and evaluation seeds.
 
     Args:
@@ -111,6 +112,7 @@ def bootstrap(repeats: Sequence[Mapping[str, SeedValues]], num_draws: int = 1000
       num_draws: bootstrap draws.
       seed: of the resampling (NumPy), so the intervals are reproducible.
       ratios: (numerator, denominator) method pairs whose paired ratio intervals to report.
+      order: the methods' column order (default: as in the first repeat).
 
     Returns:
       {"methods": {m: {number: {"value", "low", "high"}}},
@@ -119,7 +121,7 @@ def bootstrap(repeats: Sequence[Mapping[str, SeedValues]], num_draws: int = 1000
     """
     if not repeats:
         raise ValueError("bootstrap: no repeats")
-    methods = list(repeats[0])
+    methods = [m for m in (order or repeats[0]) if m in repeats[0]]
     rng = np.random.default_rng(seed)
     n_rep = len(repeats)
     point = {m: {k: float(np.mean([numbers(r[m])[k] for r in repeats])) for k in NUMBERS}

@@ -144,7 +144,7 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
         t_boot = time.perf_counter()
         values = [bootstrap.load_repeat(f) for f in folders]
         intervals = bootstrap.bootstrap(values, num_draws=bootstrap_draws, seed=seed,
-                                        ratios=RATIOS)
+                                        ratios=RATIOS, order=method_names)
         seconds["bootstrap"] = round(time.perf_counter() - t_boot, 1)
         boot_md = bootstrap.markdown(intervals)
         if repeats == 1:
