@@ -223,3 +223,23 @@ def test_truncation_default_reads_the_generator_directory(tmp_path):
 def test_convert_flags_are_convert_arguments():
     ns = _given_nothing(cli_convert, "--src", "a.pkl", "--out", "o", "--seed", "3")
     assert common.values_of(ns, ns._run) == {"w_avg_seed": 3}
+
+
+def test_direction_files_may_be_npz_or_sefa_style_npy(tmp_path):
+    import numpy as np
+
+    npy = str(tmp_path / "sefa.npy")
+    np.save(npy, np.eye(3, 64, dtype=np.float32))
+    assert common.check_direction_file(npy, "--directions") == npy
+    npz = str(tmp_path / "d.npz")
+    np.savez(npz, lat_comp=np.eye(3, 64))
+    assert common.check_direction_file(npz, "--directions") == npz
+    fake = tmp_path / "text.npy"
+    fake.write_text("not an array")
+    with pytest.raises(common.UserError, match=r"--directions .*text\.npy: not a NumPy"):
+        common.check_direction_file(str(fake), "--directions")
+    # The render command itself gets past the file check with a .npy and renders it.
+    out = str(tmp_path / "grid.png")
+    assert cli_render.main(["--directions", npy, "--out", out, "--seeds", "0-1",
+                            "--distances", "-1,0,1"]) == 0
+    assert os.path.getsize(out) > 0

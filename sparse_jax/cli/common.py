@@ -334,6 +334,24 @@ def check_input_file(path: str, flag: str, kind: str = "", what: str = "file") -
     return path
 
 
+def _join_negative_lists(argv: Sequence[str]) -> list[str]:
+    """['--distances', '-2,0,2'] -> ['--distances=-2,0,2'] (argparse reads '-2,0,2' as a flag)."""
+    out: list[str] = []
+    for arg in argv:
+        if (out and out[-1].startswith("--") and "=" not in out[-1]
+                and re.fullmatch(r"-[\d.][\d.,eE+-]*", arg)):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def check_direction_file(path: str, flag: str) -> str:
+    """A direction file: our / GANSpace's .npz, or a SeFa-style plain [k, w_dim] .npy array."""
+    kind = "npy" if path.lower().endswith(".npy") else "npz"
+    return check_input_file(path, flag, kind, "direction file")
+
+
 def check_npy_array(path: str, flag: str) -> Any:
     """A readable, finite, numeric .npy array (returned as loaded)."""
     import numpy as np
@@ -468,7 +486,7 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
     """
     parser = build()
     try:
-        ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        ns = parser.parse_args(_join_negative_lists(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:  # --help (0) and usage errors (2)
         return int(e.code or 0)
     quiet_logs(getattr(ns, "verbose", False))

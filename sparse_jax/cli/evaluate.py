@@ -93,7 +93,7 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
 
     paths = direction_paths(ns)
     for path in paths:
-        common.check_input_file(path, "--directions", "npz", "direction file")
+        common.check_direction_file(path, "--directions")
     common.check_input_dir(ns.generator, "--generator")
     common.check_input_dir(ns.classifier, "--classifier")
     cfg = config(ns)

@@ -73,7 +73,7 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     kw = settings(ns)
     common.check_output_file(ns.out, "--out", (".png",))
     common.check_input_dir(ns.generator, "--generator")
-    common.check_input_file(ns.directions, "--directions", "npz", "direction file")
+    common.check_direction_file(ns.directions, "--directions")
     kw["truncation_psi"] = common.psi_without_cutoff(kw["truncation_psi"], ns.generator, "render")
     path = evaluate.run_render(**kw)
     print(f"wrote {path}")
