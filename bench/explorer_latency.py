@@ -6,8 +6,10 @@ warm-up move (which compiles):
   handler: the page's event handler (`Page.render`: edit, synthesis, classifier, bars HTML),
            called in process;
   http:    the round trip through Gradio's HTTP API on 127.0.0.1 with gradio_client (queue, SSE,
-           the PNG written to Gradio's cache and downloaded), what a browser waits for minus
-           painting.
+           the PNG written to Gradio's cache and downloaded);
+  browser: (--browser, needs /usr/bin/chromium + chromedriver) in headless chromium, from setting
+           the slider to the new image loaded in the page (timed in the page with
+           performance.now()).
 The page's budget on CPU for the embedded model is ~200 ms. Prints the machine and its load.
 """
 import argparse
@@ -28,6 +30,53 @@ def _stats(name, seconds):
     return f"{name}: median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms"
 
 
+# Sets the first slider, then resolves once #img0 shows a new, fully loaded image.
+_MOVE_JS = """
+const [value, done] = arguments;
+const s = document.querySelector('#s_0_0 input[type=range]');
+const img = () => document.querySelector('#img0 img');
+const before = img() ? img().src : '';
+const t0 = performance.now();
+Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(s, value);
+s.dispatchEvent(new Event('input', {bubbles: true}));
+s.dispatchEvent(new Event('change', {bubbles: true}));
+(function poll() {
+  const i = img();
+  if (i && i.src !== before && i.complete && i.naturalWidth) done(performance.now() - t0);
+  else requestAnimationFrame(poll);
+})();
+"""
+
+
+def _browser(url, sigmas):
+    import shutil
+    import tempfile
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.set_script_timeout(60)
+        driver.get(url)
+        for _ in range(600):
+            if driver.execute_script("return !!document.querySelector('#img0 img')"):
+                break
+            time.sleep(0.1)
+        driver.execute_async_script(_MOVE_JS, 0.5)  # warm-up
+        return [driver.execute_async_script(_MOVE_JS, float(s)) / 1000 for s in sigmas]
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--inputs", nargs="+", required=True)
@@ -35,6 +84,7 @@ def main():
     p.add_argument("--n", type=int, default=40)
     p.add_argument("--compare", action="store_true", help="side by side on (two images a move)")
     p.add_argument("--nohttp", action="store_true", help="only the in-process handler")
+    p.add_argument("--browser", action="store_true", help="also time moves in headless chromium")
     args = p.parse_args()
     ex = engine.Explorer(args.generator, args.inputs)
     page = app.Page(ex, "/tmp/explorer_bench_exports")
@@ -75,6 +125,9 @@ def main():
                 client.predict(0, 1.0, compare, *values(s), api_name="/render")
                 http.append(time.perf_counter() - t0)
             lines.append(_stats(f"HTTP round trip (gradio_client) over {args.n} moves", http))
+            if args.browser:
+                lines.append(_stats(f"browser, slider set -> new image loaded, over {args.n} "
+                                    "moves", _browser(url, sigmas)))
         finally:
             demo.close()
     lines.append(f"load after: {os.getloadavg()[0]:.2f}")
