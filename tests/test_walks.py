@@ -227,10 +227,15 @@ def test_run_evaluation_end_to_end(tmp_path, monkeypatch):
     names = {os.path.basename(p) for p in out.files}
     assert {"fig3_walks_pca-w.png", "fig3_walks_sca.png", "fig5_curves.png",
             "fig6_disentanglement.png", "preds_sca.npz"} <= names
+    assert any(n.startswith("fig4_walks_") for n in names)
     for p in out.files:
         if p.endswith(".png"):
             with open(p, "rb") as f:
                 assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+            from PIL import Image
+
+            with Image.open(p) as im:
+                assert im.width <= 2400, (p, im.size)  # the figures' size rule
     with np.load(tmp_path / "eval" / "preds_sca.npz") as f:
         chex.assert_shape(f["preds"], (16, 3, 2, 4, 2))
     # The library agrees with metrics applied to the saved predictions.

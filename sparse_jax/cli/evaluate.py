@@ -33,8 +33,9 @@ HELP = {
     "chunk": "edits per compiled call, memory scales with it (default: 64 on CPU, 256 on "
              "accelerators)",
     "figures": "write Figs. 3-6 (--nofigures: none)",
-    "grid_directions": "rows of the Fig. 3 grids",
-    "grid_columns": "columns of the Fig. 3 grids",
+    "grid_directions": "rows of the Fig. 3 grids (all: every direction)",
+    "grid_columns": "distances (columns) of the Fig. 3 grids",
+    "grid_seeds": "evaluation seeds shown side by side in Figs. 3 and 4",
     "save_predictions": "write preds_<method>.npz (--nosave_predictions: none)",
 }
 RENAME = {"chunk": "batch"}

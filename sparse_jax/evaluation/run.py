@@ -61,8 +61,9 @@ class EvalConfig:
     truncation_psi: float = 1.0
     chunk: int | None = None  # None: walks.default_chunk() (64 on CPU, 256 elsewhere)
     figures: bool = True
-    grid_directions: int = 8
+    grid_directions: int | None = None  # None: every direction of the file
     grid_columns: int = 9
+    grid_seeds: int = 3
     save_predictions: bool = True
 
     def __post_init__(self):
@@ -82,7 +83,9 @@ class EvalConfig:
             (self.reach_points == 0 or self.reach_points >= 2,
              "reach_points must be 0 (no distance-to-effect walk) or >= 2"),
             (self.chunk is None or self.chunk >= 1, "chunk must be >= 1 (or None: automatic)"),
-            (self.grid_directions >= 1, "grid_directions must be >= 1"),
+            (self.grid_directions is None or self.grid_directions >= 1,
+             "grid_directions must be >= 1 (or None for all)"),
+            (self.grid_seeds >= 1, "grid_seeds must be >= 1"),
             (self.grid_columns >= 2, "grid_columns must be >= 2"),
         ]
         for ok, message in checks:
@@ -251,8 +254,10 @@ def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndar
       "distances" [T_r], "index" [A]} of the reach walk; empty arrays when it is skipped).
     """
     pa, pe = jax.device_put((preds[:n_a], preds[n_a:]))
-    direction, sign, _, _ = jax.device_get(
-        device_metrics.assign_directions(pa, config.threshold))
+    # Scalars go over explicitly too: the evaluation runs under transfer_guard("disallow").
+    threshold, target, shift = jax.device_put(
+        (np.float32(config.threshold), np.float32(config.target), np.float32(config.target_shift)))
+    direction, sign, _, _ = jax.device_get(device_metrics.assign_directions(pa, threshold))
     pairs, index = reach_walk_plan(np.asarray(direction), np.asarray(sign))
     num_a = preds.shape[-1]
     with_reach = bool(pairs) and config.reach_points > 0
@@ -273,8 +278,8 @@ def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndar
         reach_preds = np.zeros((preds.shape[0] - n_a, 1, 2, num_a), np.float32)
     numbers = device_metrics.table_numbers(
         pa, pe, jax.device_put(np.asarray(distances, np.float32)), jax.device_put(reach_preds),
-        jax.device_put(reach_t.astype(np.float32)), jax.device_put(index), config.threshold,
-        config.target, config.target_shift, with_reach=with_reach)
+        jax.device_put(reach_t.astype(np.float32)), jax.device_put(index), threshold, target,
+        shift, with_reach=with_reach)
     numbers = jax.device_get(numbers)._asdict()
     summary = metrics.summary_from_numbers(numbers, distances, attribute_names, ds.lat_stdev,
                                            shift=config.target_shift,
@@ -334,49 +339,59 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
     key = walk_key(config.seed)
     sets = dict(zip(methods, _unique_methods(direction_sets), strict=True))
 
-    # Fig. 3: the first directions of each method on the first evaluation seed, -d_max .. d_max.
+    # Fig. 3: every direction of each method (up to grid_directions) on the first grid_seeds
+    # evaluation seeds, -d_max .. d_max.
     cols = np.linspace(-d_max, d_max, config.grid_columns)
+    fig3_seeds = [n_a + i for i in range(min(config.grid_seeds, config.num_eval_seeds))]
     for method, ds in sets.items():
-        k = min(config.grid_directions, ds.lat_comp.shape[0])
-        out = walks.run_walks(cfg, variables, key, [n_a], ds.lat_comp[:k], cols, signs=(1.0,),
-                              layer_range=config.layer_range, return_images=True,
+        k = ds.lat_comp.shape[0]
+        k = k if config.grid_directions is None else min(config.grid_directions, k)
+        out = walks.run_walks(cfg, variables, key, fig3_seeds, ds.lat_comp[:k], cols,
+                              signs=(1.0,), layer_range=config.layer_range, return_images=True,
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
                               devices=devices)
-        fig = plots.walk_grid(out.images[0, :, 0], [f"d{i}" for i in range(k)],
-                              [f"{c:+.2g}" for c in cols],
-                              title=f"{method}: seed {n_a}, W distance along each direction")
+        grid = np.moveaxis(np.asarray(out.images)[:, :, 0], 0, 1)  # [D, S, T, C, H, W]
+        fig = plots.seed_walk_grid(grid, [f"d{i}" for i in range(k)],
+                                   [f"seed {s}" for s in fig3_seeds],
+                                   [f"{c:+.2g}" for c in cols],
+                                   title=f"{method}: W distance along each direction")
         path = os.path.join(out_dir, f"fig3_walks_{_file_stem(method)}.png")
         atomic.save_figure(path, fig)
         files.append(path)
 
-    # Fig. 4: for each attribute, its assigned direction in every method, on one seed that starts
-    # negative for it (the first such evaluation seed of the first method's predictions).
+    # Fig. 4, one file per attribute: its assigned direction in every method (rows), walked from
+    # 0 to d_max on the first grid_seeds evaluation seeds that start negative for it (the same
+    # seeds for every method: a seed's unedited image is the same in all of them).
     first = next(iter(preds.values()))
-    rows, labels = [], []
-    blank = None
     for a, name in enumerate(names):
         negative = np.nonzero(first[n_a:, 0, 0, 0, a] < config.threshold)[0]
+        seeds_a = [n_a + int(i) for i in negative[:config.grid_seeds]]
+        if not seeds_a:
+            continue
+        rows, labels = [], []
         for method, ds in sets.items():
             r = methods[method]["attributes"][name]
-            labels.append(f"{name} / {method}")
-            if r["direction"] is None or not negative.size:
+            if r["direction"] is None:
                 rows.append(None)
-                labels[-1] += " (n/a)"
+                labels.append(f"{method} (n/a)")
                 continue
-            seed = n_a + int(negative[0])
             d = ds.lat_comp[r["direction"]] * r["sign"]
-            out = walks.run_walks(cfg, variables, key, [seed], d[None], distances, signs=(1.0,),
-                                  layer_range=config.layer_range, return_images=True,
-                                  truncation_psi=config.truncation_psi, chunk=config.chunk,
-                                  devices=devices)
-            rows.append(out.images[0, 0, 0])
-            blank = np.zeros_like(rows[-1])  # mid-grey tiles mark an n/a row
-    if blank is not None:
+            out = walks.run_walks(cfg, variables, key, seeds_a, d[None], distances,
+                                  signs=(1.0,), layer_range=config.layer_range,
+                                  return_images=True, truncation_psi=config.truncation_psi,
+                                  chunk=config.chunk, devices=devices)
+            rows.append(np.asarray(out.images)[:, 0, 0])  # [S, T, C, H, W]
+            labels.append(f"{method} (d{r['direction']})")
+        done = [r for r in rows if r is not None]
+        if not done:
+            continue
+        blank = np.zeros_like(done[0])  # mid-grey tiles mark an n/a row
         grid = np.stack([blank if r is None else r for r in rows])
-        fig = plots.walk_grid(grid, labels, [f"{t:.2g}" for t in distances],
-                              title="Assigned direction per attribute and method (W distance)",
-                              tile_inches=0.45)
-        path = os.path.join(out_dir, "fig4_walks.png")
+        fig = plots.seed_walk_grid(grid, labels, [f"seed {s}" for s in seeds_a],
+                                   [f"{t:.2g}" for t in distances],
+                                   title=f"{name}: the assigned direction of each method "
+                                         "(W distance)")
+        path = os.path.join(out_dir, f"fig4_walks_{_file_stem(name)}.png")
         atomic.save_figure(path, fig)
         files.append(path)
 
