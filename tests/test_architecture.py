@@ -20,7 +20,7 @@ ALLOWED = {
     "training": {"core", "data", "models", "io"},
     "pipeline": {"core", "models", "io", "decompose", "plots", "discovery", "evaluation",
                  "generation"},
-    # the explorer's engine and its 127.0.0.1 server (no flags)
+    # the explorer's engine and its Gradio page (no flags)
     "explorer": {"core", "models", "io", "generation"},
     # the command-line layer: the only place that reads flags; may import every stage
     "cli": {"core", "data", "models", "io", "decompose", "plots", "discovery", "evaluation",
