@@ -29,8 +29,8 @@ from sparse_jax.models import generators
 
 SIGNS = (1.0, -1.0)
 DEFAULT_CHUNK = 256
-# On a CPU small chunks keep activations in cache: chunk 64 ran 1.6x faster than 256 for the
-# 32x32 MNIST generator (docs/benchmarks.md, ## Walks).
+# Smaller chunks on a CPU, where a chunk's activations should stay in cache; no recorded
+# measurement backs the value: compare `python bench/walks.py --chunk 64` with `--chunk 256`.
 CPU_CHUNK = 64
 _IN_FLIGHT = 2
 
