@@ -18,6 +18,7 @@ COMMANDS = {
     "render": "render",
     "run-paper": "run_paper",
     "explore": "explore",
+    "sparsity-sweep": "sparsity_sweep",
     "train-stylegan": "train_stylegan",
     "train-classifier": "train_classifier",
 }
@@ -29,6 +30,7 @@ SUMMARY = {
     "evaluate": "Table 1 and Figs. 3-6 of direction files",
     "render": "a walk grid of one direction file",
     "run-paper": "the paper end to end (discover + evaluate)",
+    "sparsity-sweep": "SCA gamma sweep: efficiency, S_d and d/dgamma against zero loadings",
     "explore": "the explorer: sliders per direction in the browser (127.0.0.1)",
     "train-stylegan": "train a small StyleGAN2",
     "train-classifier": "train the attribute classifier",

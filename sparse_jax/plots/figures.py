@@ -291,3 +291,43 @@ def text_sizes_px(fig: Figure) -> list[tuple[str, float]]:
         if shown and t.get_text().strip():
             out.append((t.get_text(), t.get_fontsize() * fig.dpi / 72.0))
     return out
+
+
+def sparsity_figure(zero_fraction: np.ndarray, efficiencies: Mapping[str, np.ndarray],
+                    s_d: np.ndarray, title: str = "") -> Figure:
+    """Efficiency and disentanglement against the fraction of zero SCA loadings (the sweep).
+
+    Args:
+      zero_fraction: [G] fraction of exactly zero loadings at each sweep point.
+      efficiencies: label -> [G, 3] (value, low, high) per point, drawn in the left panel
+        (e.g. the distance-to-effect efficiency and its smooth surrogate); NaN is skipped.
+      s_d: [G, 3] (value, low, high) of S_d, drawn in the right panel.
+      title: figure title.
+
+    Returns:
+      Figure.
+    """
+    x = 100.0 * np.asarray(zero_fraction, np.float64)
+    fig = _figure(10.0, 3.8, layout="constrained")
+    ax_e, ax_d = fig.subplots(1, 2)
+    panels = [(ax_e, efficiencies, "efficiency (Δp per W unit)"),
+              (ax_d, {"S_d": s_d}, "disentanglement S_d")]
+    for ax, series, ylabel in panels:
+        for i, (label, v) in enumerate(series.items()):
+            v = np.asarray(v, np.float64)
+            ok = np.isfinite(v[:, 0])
+            err = np.abs(np.stack([v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]]))
+            err = np.where(np.isfinite(err), err, 0.0)
+            idx = i if ax is ax_e else 2
+            ax.errorbar(x[ok], v[ok, 0], yerr=err[:, ok], capsize=3, elinewidth=0.9,
+                        color=f"C{idx}", marker=_MARKERS[idx % len(_MARKERS)], markersize=4,
+                        linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=1.2, label=label)
+        ax.set_xlabel("zero loadings (%)", fontsize=MIN_FONT_PT + 1)
+        ax.set_ylabel(ylabel, fontsize=MIN_FONT_PT + 1)
+        ax.tick_params(labelsize=MIN_FONT_PT)
+        ax.set_xlim(-3, 100)
+        ax.grid(True, linewidth=0.4, alpha=0.5)
+        ax.legend(fontsize=MIN_FONT_PT, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=TITLE_FONT_PT)
+    return fig
