@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from converters.errors import ConversionError
-from converters.safe_pickle import PersistentObject
+from converters.safe_pickle import PersistentObject, short_repr
 from converters.stylegan2_names import (
     Converted,
     check_fir,
@@ -82,6 +82,13 @@ def _init_kwargs(source: str, obj: PersistentObject, what: str) -> dict:
 
 
 def _same(a: Any, b: Any) -> bool:
+    try:
+        return _same_value(a, b)
+    except (TypeError, ValueError, OverflowError, RecursionError):  # not a value of that kind
+        return False
+
+
+def _same_value(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, (str, bool)) or isinstance(b, (str, bool)):
@@ -101,7 +108,8 @@ class _AttrChecker:
         state = self.modules[path].state
         for attr, want in expected.items():
             if attr in state and not _same(state[attr], want):
-                self.bad.append(f"{path or 'G_ema'}.{attr} = {state[attr]!r}, expected {want!r}")
+                self.bad.append(f"{path or 'G_ema'}.{attr} = {short_repr(state[attr])}, "
+                                f"expected {want!r}")
 
     def raise_if_bad(self, what: str) -> None:
         if self.bad:
@@ -187,7 +195,10 @@ def convert_official(source: str, top: Any) -> Converted:
             embed_features=None if embed in (None, w_dim) else int(embed),
             layer_features=None if layer in (None, w_dim) else int(layer))
     except (TypeError, ValueError) as e:
-        raise ConversionError(f"{source}: unusable generator kwargs {kw!r}: {e}") from e
+        raise ConversionError(f"{source}: unusable generator kwargs {short_repr(kw)}: {e}") from e
+    if cfg.mapping_layers > 64 or cfg.img_resolution > 1 << 14:  # before any per-layer list
+        raise ConversionError(f"{source}: implausible generator kwargs (mapping layers "
+                              f"{cfg.mapping_layers}, resolution {cfg.img_resolution})")
 
     _check_structure(source, cfg, modules)
     _check_attributes(source, cfg, modules, tensors)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from converters.errors import ConversionError
+from converters.safe_pickle import short_repr
 from sparse_jax.io import model_dirs
 from sparse_jax.models import stylegan2 as sg
 
@@ -41,11 +42,11 @@ def check_resample_kwarg(source: str, where: str, value: object) -> None:
         return
     try:
         ok = list(np.asarray(value, np.float64).ravel()) == [1.0, 3.0, 3.0, 1.0]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # not a list of numbers
         ok = False
     if not ok:
-        raise ConversionError(f"{source}: non-standard resample filter {value!r} in {where}; "
-                              "only the standard [1,3,3,1] FIR is supported")
+        raise ConversionError(f"{source}: non-standard resample filter {short_repr(value)} in "
+                              f"{where}; only the standard [1,3,3,1] FIR is supported")
 
 
 def infer_channel_table(source: str, channels: Mapping[int, int]) -> tuple[int, int]:

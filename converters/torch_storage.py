@@ -174,9 +174,13 @@ class TensorRef:
             raise ConversionError(
                 f"{self.storage.source}: tensor (offset {self.offset}, size {self.shape}, stride "
                 f"{self.stride}) reaches past its storage of {len(base)} elements")
-        view = np.lib.stride_tricks.as_strided(
-            base[self.offset:], shape=self.shape,
-            strides=[s * base.itemsize for s in self.stride], writeable=False)
+        try:
+            view = np.lib.stride_tricks.as_strided(
+                base[self.offset:], shape=self.shape,
+                strides=[s * base.itemsize for s in self.stride], writeable=False)
+        except (TypeError, ValueError, OverflowError) as e:  # non-int or huge size / stride
+            raise ConversionError(f"{self.storage.source}: bad tensor geometry (size "
+                                  f"{self.shape}, stride {self.stride}): {e}") from e
         return np.array(view)
 
 
