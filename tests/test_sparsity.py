@@ -156,3 +156,18 @@ def test_bad_flag_is_one_line(capsys, tmp_path):
 def test_presets_are_valid_configs(preset):
     c = sparsity.PRESETS[preset]()
     assert min(c.sparsities) == 0.0 and max(c.sparsities) >= 0.9
+
+
+def test_flags_are_sweepconfig_fields_and_presets_then_flags_apply():
+    import dataclasses
+
+    parser = cli.build_parser()
+    flags = {s for a in parser._actions for s in a.option_strings}
+    for f in dataclasses.fields(sparsity.SweepConfig):
+        assert f"--{f.name}" in flags, f.name
+    ns = parser.parse_args(["--out", "x"])
+    assert cli.config(ns) == sparsity.SweepConfig()
+    ns = parser.parse_args(["--out", "x", "--preset", "smoke", "--k", "4",
+                            "--sparsities", "0,0.5"])
+    assert cli.config(ns) == dataclasses.replace(sparsity.SweepConfig.smoke(), k=4,
+                                                 sparsities=(0.0, 0.5))

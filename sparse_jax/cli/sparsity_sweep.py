@@ -36,7 +36,7 @@ HELP = {
     "tau_reach": "surrogate: sigmoid temperature of the soft first crossing (units of p)",
     "fd_step": "first finite-difference step, relative to gamma",
     "d_max_samples": "latents for d_max (3 x the std of w along its first PCA axis)",
-    "bootstrap_draws": "bootstrap draws of the 95% intervals",
+    "bootstrap_draws": "bootstrap draws of the 95%% intervals",
     "seed": "PRNG seed of every sample and walk",
     "batch": "images per compiled call (memory of the backward pass scales with it)",
 }
