@@ -33,6 +33,13 @@ HELP = {
     "chunk": "edits per compiled call, memory scales with it (default: 64 on CPU, 256 on "
              "accelerators)",
     "figures": "write Figs. 3-6 (--nofigures: none)",
+    "target_shift": "distance-to-effect: the rise of p_a a seed must reach (the headline "
+                    "efficiency is target_shift / that distance)",
+    "reach_min": "distance-to-effect walk: first distance, in units of d_max",
+    "reach_max": "distance-to-effect walk: last distance, in units of d_max",
+    "reach_points": "distance-to-effect walk: log-spaced distances (0: skip that walk)",
+    "allow_classifier_mismatch": "score a generator whose images the classifier was not trained "
+                                 "on (resized, channels averaged or repeated) instead of refusing",
     "grid_directions": "rows of the Fig. 3 grids (all: every direction)",
     "grid_columns": "distances (columns) of the Fig. 3 grids",
     "grid_seeds": "evaluation seeds shown side by side in Figs. 3 and 4",
