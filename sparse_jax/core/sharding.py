@@ -21,9 +21,10 @@ def initialize_distributed(enabled: bool, coordinator_address: str | None = None
                            ) -> None:
     """Starts `jax.distributed` for a multi-process run when `enabled` (must precede any JAX use).
 
-    On a TPU pod slice or a GPU cluster under SLURM / Open MPI, the three arguments are found by
-    JAX itself (leave them None); elsewhere pass them (or set JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID). CPU processes exchange data through gloo collectives.
+    On a Cloud TPU pod slice, Kubernetes, or a GPU cluster under SLURM / Open MPI, JAX finds the
+    three values itself (leave them None); elsewhere pass them, or set the environment variables
+    JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process (the binaries'
+    `--multihost` flag relies on that). CPU processes exchange data through gloo collectives.
 
     Args:
       enabled: the `--multihost` flag; False does nothing, so single-host runs never touch the
@@ -34,6 +35,16 @@ def initialize_distributed(enabled: bool, coordinator_address: str | None = None
     """
     if not enabled:
         return
+    env = os.environ
+    try:
+        if num_processes is None and env.get("JAX_NUM_PROCESSES"):
+            num_processes = int(env["JAX_NUM_PROCESSES"])
+        if process_id is None and env.get("JAX_PROCESS_ID"):
+            process_id = int(env["JAX_PROCESS_ID"])
+    except ValueError:
+        raise ValueError("JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers, got "
+                         f"{env.get('JAX_NUM_PROCESSES')!r} and {env.get('JAX_PROCESS_ID')!r}"
+                         ) from None
     if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
         # CPU devices of different processes talk through gloo (the default has no cross-process
         # collectives on CPU).
