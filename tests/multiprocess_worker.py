@@ -3,9 +3,10 @@
     python tests/multiprocess_worker.py OUT PROCESS_ID NUM_PROCESSES PORT
 
 With NUM_PROCESSES > 1 it joins a `jax.distributed` run on 127.0.0.1:PORT (CPU, gloo
-collectives) before any JAX computation. Every process runs the same code; discovery writes
-OUT/p<id>/directions only on process 0, and each process dumps what it computed (directions,
-Table 1) to OUT/result_<id>.json for the test to compare.
+collectives) before any JAX computation; PORT 0 takes the coordinator, the process count and id
+from the environment (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID). Every process
+runs the same code; discovery writes OUT/p<id>/directions only on process 0, and each process
+dumps what it computed (directions, Table 1) to OUT/result_<id>.json for the test to compare.
 """
 import json
 import os
@@ -72,7 +73,7 @@ def run(out: str) -> dict:
 
 
 def _describe(x) -> dict:
-    return {"spec": list(x.sharding.spec), "devices": len(x.sharding.device_set),
+    return {"spec": list(getattr(x.sharding, "spec", ())), "devices": len(x.sharding.device_set),
             "fully_addressable": bool(x.is_fully_addressable)}
 
 
@@ -80,8 +81,11 @@ def main() -> None:
     out, pid, nproc, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     from sparse_jax.core import sharding
 
-    sharding.initialize_distributed(nproc > 1, coordinator_address=f"127.0.0.1:{port}",
-                                    num_processes=nproc, process_id=pid)
+    if port:
+        sharding.initialize_distributed(nproc > 1, coordinator_address=f"127.0.0.1:{port}",
+                                        num_processes=nproc, process_id=pid)
+    else:  # PORT 0: from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID
+        sharding.initialize_distributed(nproc > 1)
     res = run(out)
     with open(os.path.join(out, f"result_{pid}.json"), "w") as f:
         json.dump(res, f)
