@@ -51,10 +51,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_jax.models import conv_ops
+from sparse_jax.models import conv_ops, style_common
 
 ARCH = "stylegan1"
-NOISE_MODES = ("const", "none", "random")
+NOISE_MODES = style_common.NOISE_MODES
 NONLINEARITIES = ("lrelu", "relu")
 _SQRT2 = math.sqrt(2.0)
 # NVIDIA's blur [1,2,1] (x) [1,2,1] / 16 is separable: [1,2,1]/4 along each axis.
@@ -307,10 +307,6 @@ def upsample_conv3x3(x, w_hwio, conv_impl: str = "xla", blur: bool = False):
     return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, o)
 
 
-def _nchw(x):
-    return jnp.transpose(x, (0, 3, 1, 2))
-
-
 # ----------------------------------------------------------------------------- Flax modules
 
 
@@ -550,12 +546,7 @@ def map_latents(cfg: GeneratorConfig, variables: Mapping, z: jax.Array, c: jax.A
 def truncate(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, truncation_psi: float = 1.0,
              truncation_cutoff: int | None = None) -> jax.Array:
     """ws [N,num_ws,w_dim] -> w_avg + psi (ws - w_avg) on the first `cutoff` slots (None: all)."""
-    if isinstance(truncation_psi, (int, float)) and truncation_psi == 1.0:
-        return ws
-    w_avg = variables["buffers"]["mapping"]["w_avg"]
-    cutoff = cfg.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-    slots = (jnp.arange(cfg.num_ws) < cutoff)[None, :, None]
-    return jnp.where(slots, w_avg + (ws - w_avg) * truncation_psi, ws)
+    return style_common.truncate(cfg, variables, ws, truncation_psi, truncation_cutoff)
 
 
 def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mode: str = "const",
@@ -576,32 +567,12 @@ def synthesize(cfg: GeneratorConfig, variables: Mapping, ws: jax.Array, noise_mo
       img [N, img_channels, R, R] NCHW float32; or (img, {name: NCHW or [N, 2C] array}) when
       `layers` is given; or the activation dict alone when return_image is False.
     """
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-    conv_ops.check_conv_impl(conv_impl)
-    if noise_mode == "random" and key is None:
-        raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
-    if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
-        raise ValueError(
-            f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
-    names = tuple(canonical_layer_name(cfg, n) for n in layers)
-    for name in names:
-        if not name.startswith("synthesis."):
-            raise ValueError(f"synthesize captures synthesis layers only, got {name!r}")
-    if not return_image and not names:
-        raise ValueError("return_image=False needs at least one layer in `layers`")
-    stop_res = None
-    if not return_image:
-        stop_res = max(int(n.split(".")[1][1:]) for n in names)
-    rngs = {"noise": key} if noise_mode == "random" else None
+    names, stop_res, rngs = style_common.synthesis_plan(
+        cfg, ws, noise_mode, key, layers, return_image, conv_impl, canonical_layer_name)
     img, acts = StyleGAN1Generator(cfg, conv_impl).apply(
         variables, ws.astype(jnp.float32), noise_mode, names, stop_res,
         method=StyleGAN1Generator.synth, rngs=rngs)
-    acts = {k: (_nchw(v) if v.ndim == 4 else v) for k, v in acts.items()}
-    if not return_image:
-        return acts
-    img = _nchw(img)
-    return (img, acts) if names else img
+    return style_common.synthesis_result(img, acts, names, return_image)
 
 
 def generate(cfg: GeneratorConfig, variables: Mapping, z: jax.Array, c: jax.Array | None = None,
@@ -627,5 +598,4 @@ def style_affines(cfg: GeneratorConfig, variables: Mapping) -> list[tuple[str, j
 
 
 def num_params(variables: Mapping) -> int:
-    leaves = jax.tree_util.tree_leaves(variables.get("params", {}))
-    return int(sum(np.prod(x.shape) for x in leaves))
+    return style_common.num_params(variables)
