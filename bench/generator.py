@@ -37,25 +37,31 @@ QUOTED_TORCH_COMPILE = {256: 2.99, 1024: 0.404}  # quoted, issue #13: torch.comp
 QUOTED_TF_SG1 = 0.73  # NVIDIA's StyleGAN v1 TF graph, FFHQ-1024 shape, 2-core CPU
 
 
-def bench(res: int, batch: int, repeats: int) -> dict:
-    cfg = sg.GeneratorConfig(z_dim=512, w_dim=512, img_channels=3, mapping_layers=8,
-                             conv_clamp=256.0, **SHAPES[res])
-    variables = sg.init_generator(jax.random.key(0), cfg)
-    gen = jax.jit(functools.partial(sg.generate, cfg, noise_mode="const"))
-    z = jax.random.normal(jax.random.key(1), (batch, cfg.z_dim))
+def _time_generator(gen, variables, z_dim: int, batch: int, repeats: int) -> dict:
+    """First call (compiles) and the median of `repeats` timed batches of jitted gen(v, z)."""
+    z = jax.random.normal(jax.random.key(1), (batch, z_dim))
     t0 = time.perf_counter()
     gen(variables, z).block_until_ready()
     first = time.perf_counter() - t0
     times, cpu = [], []
     for i in range(repeats):
-        z = jax.random.normal(jax.random.key(2 + i), (batch, cfg.z_dim))
+        z = jax.random.normal(jax.random.key(2 + i), (batch, z_dim))
         t0, c0 = time.perf_counter(), time.process_time()
         jnp.asarray(gen(variables, z)).block_until_ready()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     med = statistics.median(times)
-    return dict(res=res, first_call_s=first, median_s=med, img_per_s=batch / med,
-                cpu_s_per_img=statistics.median(cpu) / batch, params=sg.num_params(variables))
+    return dict(first_call_s=first, median_s=med, img_per_s=batch / med,
+                cpu_s_per_img=statistics.median(cpu) / batch)
+
+
+def bench(res: int, batch: int, repeats: int) -> dict:
+    cfg = sg.GeneratorConfig(z_dim=512, w_dim=512, img_channels=3, mapping_layers=8,
+                             conv_clamp=256.0, **SHAPES[res])
+    variables = sg.init_generator(jax.random.key(0), cfg)
+    gen = jax.jit(functools.partial(sg.generate, cfg, noise_mode="const"))
+    return dict(res=res, params=sg.num_params(variables),
+                **_time_generator(gen, variables, cfg.z_dim, batch, repeats))
 
 
 def bench_stylegan1(batch: int, repeats: int, conv_impl: str = "xla") -> dict:
@@ -68,20 +74,8 @@ def bench_stylegan1(batch: int, repeats: int, conv_impl: str = "xla") -> dict:
     gen = jax.jit(lambda v, z: sg1.synthesize(
         cfg, v, sg1.map_latents(cfg, v, z, truncation_psi=0.7, truncation_cutoff=8),
         noise_mode="const", conv_impl=conv_impl))
-    z = jax.random.normal(jax.random.key(1), (batch, cfg.z_dim))
-    t0 = time.perf_counter()
-    gen(variables, z).block_until_ready()
-    first = time.perf_counter() - t0
-    times, cpu = [], []
-    for i in range(repeats):
-        z = jax.random.normal(jax.random.key(2 + i), (batch, cfg.z_dim))
-        t0, c0 = time.perf_counter(), time.process_time()
-        jnp.asarray(gen(variables, z)).block_until_ready()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    med = statistics.median(times)
-    return dict(first_call_s=first, median_s=med, img_per_s=batch / med,
-                cpu_s_per_img=statistics.median(cpu) / batch, params=sg1.num_params(variables))
+    return dict(params=sg1.num_params(variables),
+                **_time_generator(gen, variables, cfg.z_dim, batch, repeats))
 
 
 def main():
