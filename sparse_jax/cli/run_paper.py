@@ -27,7 +27,7 @@ HELP = {
     "batch": "samples per compiled call in discovery and evaluation (lower it if out of memory)",
     "target_sparsity": "fraction of zero SCA loadings",
     "methods": "comma list (default: pca-w,pca,sefa,sca,sca-w)",
-    "repeats": "complete runs with seeds seed..seed+R-1; Table 1 gets 95% bootstrap intervals "
+    "repeats": "complete runs with seeds seed..seed+R-1; Table 1 gets 95%% bootstrap intervals "
                "over the repeats and evaluation seeds",
     "allow_classifier_mismatch": "score a generator whose images the classifier was not trained "
                                  "on (resized, channels averaged or repeated) instead of refusing",
