@@ -4,6 +4,7 @@ examples:
   sparse-jax-generate --seeds 0-7 --out grid.png
   sparse-jax-generate --generator G_DIR --seeds 0-3 --truncation default --out grid.png
   sparse-jax-generate --generator G_DIR --ws edited_ws.npy --out images.npz
+  sparse-jax-generate --seeds 0-15 --scale 4 --labels --out big.png
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ HELP = {
     "seed": "PRNG seed of --noise_mode random",
     "batch": "images per compiled call",
     "cols": "grid columns of a PNG (default: a square grid)",
+    "scale": "enlarge every image of a PNG grid by this whole factor (nearest neighbour)",
+    "labels": "write each image's seed (or row index) under it in a PNG grid",
 }
 RENAME = {"z_file": "z", "ws_file": "ws"}
 NOISE_MODES = ("const", "none", "random")

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from sparse_jax.core import atomic, images, seeds, sharding
-from sparse_jax.core.seeds import NOISE_STREAM, stream_key
+from sparse_jax.core.seeds import NOISE_STREAM, parse_seeds, stream_key
 from sparse_jax.io import model_dirs
 from sparse_jax.models import generators
 
@@ -89,8 +89,11 @@ def render(cfg, variables, kind, latents, *, truncation_psi=1.0, truncation_cuto
       key: noise key for noise_mode='random' (batch i of `batch` rows uses fold_in(key, i)).
       batch: rows per jitted call; the last batch is padded (one compilation per run).
     """
-    if cfg.c_dim and class_idx is None:
-        raise ValueError(f"conditional generator (c_dim={cfg.c_dim}): pass --class_idx")
+    if kind == "ws" and class_idx is not None:
+        raise ValueError("--class_idx has no effect with --ws: the label is already inside the ws")
+    if kind == "z" and cfg.c_dim and class_idx is None:
+        raise ValueError(f"conditional generator (c_dim={cfg.c_dim}): pass --class_idx with "
+                         "--seeds or --z")
     if class_idx is not None and not 0 <= class_idx < max(cfg.c_dim, 1):
         raise ValueError(f"--class_idx must be in [0, {cfg.c_dim}), got {class_idx}")
     if batch < 1:
@@ -102,7 +105,7 @@ def render(cfg, variables, kind, latents, *, truncation_psi=1.0, truncation_cuto
     mapper, synth = _compiled(cfg, float(truncation_psi), truncation_cutoff, noise_mode)
     variables = jax.device_put(variables)
     c = None
-    if cfg.c_dim:
+    if cfg.c_dim and kind == "z":
         c = jax.device_put(np.broadcast_to(
             np.eye(cfg.c_dim, dtype=np.float32)[class_idx], (size, cfg.c_dim)))
     imgs, all_ws = [], []
@@ -121,7 +124,7 @@ def run(generator: str | None, out: str, seeds: str | None = None, z_file: str |
         ws_file: str | None = None, truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None, noise_mode: str = "const",
         class_idx: int | None = None, seed: int = 0, batch: int = 16,
-        cols: int | None = None) -> str:
+        cols: int | None = None, scale: int = 1, labels: bool = False) -> str:
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".png", ".npz"):
         raise ValueError(f"--out must end in .png or .npz, got {out!r}")
@@ -134,7 +137,14 @@ def run(generator: str | None, out: str, seeds: str | None = None, z_file: str |
     if ext == ".npz":
         atomic.save_npz(out, images=imgs, ws=ws)
     else:
-        atomic.write_bytes(out, images.png_bytes(images.make_grid(imgs, cols)))
+        ncols = cols or int(np.ceil(np.sqrt(len(imgs))))
+        grid = images.make_grid(imgs, ncols, scale=scale)
+        if labels:
+            names = ([f"seed {s}" for s in parse_seeds(seeds)] if seeds is not None
+                     else [f"{kind} {i}" for i in range(len(imgs))])
+            side = cfg.img_resolution * scale
+            grid = images.label_grid(grid, names, (side, side), ncols)
+        atomic.write_bytes(out, images.png_bytes(grid))
     print(f"wrote {len(imgs)} images of {cfg.img_channels}x{cfg.img_resolution}x"
           f"{cfg.img_resolution} to {out}")
     return out
