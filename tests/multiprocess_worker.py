@@ -58,6 +58,11 @@ def run(out: str) -> dict:
                                  d_max=2.0, chunk=16, reach_points=4, figures=False)
     table, _ = evaluate.evaluate_directions(cfg, variables, predict, ["bright", "top_heavy"],
                                             sets, config)
+    # Every output file goes through core.atomic, which writes on process 0 only.
+    from sparse_jax.core import atomic
+
+    atomic.write_text(os.path.join(out, "shared", f"from_p{pid}.txt"), "written\n")
+    sharding.sync("probe written")
     return {
         "process_index": pid, "process_count": jax.process_count(),
         "device_count": jax.device_count(),

@@ -68,6 +68,8 @@ def test_two_processes_match_one_process(tmp_path):
     assert multi[0]["main"] and not multi[1]["main"]
     assert os.path.isfile(tmp_path / "multi" / "p0" / "directions" / "directions_sca.npz")
     assert not os.path.exists(tmp_path / "multi" / "p1")
+    # Table 1, figures and every other output go through core.atomic: process 0 only.
+    assert os.listdir(tmp_path / "multi" / "shared") == ["from_p0.txt"]
 
     for r in multi:
         for method, ref in single["directions"].items():

@@ -1,6 +1,9 @@
 """Atomic file output: write to a temporary file in the same folder, then rename.
 
-An interrupted run therefore never leaves a half-written file under the final name.
+An interrupted run therefore never leaves a half-written file under the final name. In a
+multi-process run (`--multihost`) only process 0 writes: every output file of a run goes through
+`write_bytes`, which returns without writing on the other processes, so a run's folder is never
+written by two hosts at once.
 """
 from __future__ import annotations
 
@@ -36,6 +39,10 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
 
 
 def write_bytes(path: str, data: bytes) -> None:
+    import jax
+
+    if jax.process_index() != 0:
+        return
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)

@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from sparse_jax.core import atomic
+from sparse_jax.core import atomic, sharding
 from sparse_jax.core import seeds as seed_streams
 from sparse_jax.evaluation import device_metrics, efficiency, metrics, walks
 from sparse_jax.io import direction_files
@@ -439,7 +439,6 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
     results["classifier_path"] = classifier or "embedded default"
     reach = results.pop("reach")
     markdown = metrics.table1_markdown(results)
-    os.makedirs(out_dir, exist_ok=True)
     files = [os.path.join(out_dir, "table1.md"), os.path.join(out_dir, "table1.json")]
     atomic.write_text(files[0], markdown)
     atomic.write_json(files[1], results)
@@ -454,6 +453,7 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
             files.append(path)
     if config.figures:
         files += write_figures(cfg, variables, results, preds, sets, out_dir, config, devices)
+    sharding.sync("evaluation written")  # process 0 wrote (core.atomic); the others wait
     return Evaluation(results=results, markdown=markdown, files=files)
 
 
