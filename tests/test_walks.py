@@ -285,3 +285,18 @@ def test_bin_render(tmp_path):
          "--directions", str(tmp_path / "missing.npz"), "--out", out],
         capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "missing.npz: direction file not found" in bad.stderr
+
+
+def test_walks_show_progress_with_an_estimate_only_when_asked(capsys):
+    from sparse_jax.core import seeds as seed_streams
+
+    key = seed_streams.stream_key(0, seed_streams.IMAGE_STREAM)
+    dirs = np.eye(2, CFG.w_dim, dtype=np.float32)
+    walks.run_walks(CFG, _variables(), key, np.arange(8), dirs, [0.0, 1.0], chunk=8,
+                    return_images=True,
+                    progress=True, desc="sca: walks")
+    err = capsys.readouterr().err
+    assert "sca: walks" in err and "chunk" in err and "<" in err  # elapsed<remaining
+    walks.run_walks(CFG, _variables(), key, np.arange(8), dirs, [0.0, 1.0], chunk=8,
+                    return_images=True)
+    assert "walks" not in capsys.readouterr().err

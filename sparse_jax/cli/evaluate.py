@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, evaluate.EvalConfig, help=HELP, rename=RENAME,
         types_={"truncation_psi": common.psi_type}, aliases={"truncation_psi": ["truncation"]},
         preset_fields=PRESET_FIELDS.values()))
-    common.add_common(p)
+    common.add_common(p, progress=True)
     return p
 
 
@@ -107,7 +107,8 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     cfg = config(ns)
     common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="evaluate's")
     result = evaluate.run_evaluation(paths, ns.out, generator=ns.generator,
-                                     classifier=ns.classifier, config=cfg)
+                                     classifier=ns.classifier, config=cfg,
+                                     progress=common.progress_enabled(ns))
     print(result.markdown)
     print("wrote " + ", ".join(result.files))
     return 0

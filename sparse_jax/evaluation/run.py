@@ -173,7 +173,7 @@ def default_d_max(cfg: generators.GeneratorConfig, variables: Any, config: EvalC
 def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict_fn: Callable,
                         attribute_names: Sequence[str], direction_sets: Sequence[DirectionSet],
                         config: EvalConfig = EvalConfig(),
-                        devices: Sequence[jax.Device] | None = None
+                        devices: Sequence[jax.Device] | None = None, progress: bool = False
                         ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Walks every method's directions and computes Table 1 (no file output).
 
@@ -184,6 +184,7 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
       direction_sets: one per method, from `load_directions`.
       config: the protocol's numbers.
       devices: devices to shard the walks over (default all).
+      progress: progress bars (with time estimates) over each method's walks.
 
     Returns:
       results: JSON-ready dict (Table 1 numbers, per-attribute details, settings);
@@ -210,13 +211,13 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
         out = walks.run_walks(cfg, variables, walk_key(config.seed), seeds, ds.lat_comp,
                               distances, predict_fn=predict_fn, layer_range=config.layer_range,
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
-                              devices=devices)
+                              devices=devices, progress=progress, desc=f"{ds.method}: walks")
         if out.preds.shape[-1] != len(attribute_names):
             raise ValueError(f"predict_fn gives {out.preds.shape[-1]} attributes but "
                              f"{len(attribute_names)} attribute names were given")
         all_preds[ds.method] = out.preds
         summary, reach = _method_numbers(cfg, variables, predict_fn, ds, out.preds, n_a, seeds,
-                                         distances, attribute_names, config, devices)
+                                         distances, attribute_names, config, devices, progress)
         results["methods"][ds.method] = summary
         reach_all[ds.method] = reach
         results["direction_files"][ds.method] = ds.path
@@ -242,7 +243,8 @@ def reach_walk_plan(direction: np.ndarray, sign: np.ndarray) -> tuple[list[tuple
 
 def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndarray, n_a: int,
                     seeds: np.ndarray, distances: np.ndarray, attribute_names, config: EvalConfig,
-                    devices) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                    devices, progress: bool = False
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Table 1's numbers of one method, computed on the device (`device_metrics`).
 
     The assignment comes first (it decides which directions the distance-to-effect walk follows);
@@ -271,7 +273,8 @@ def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndar
                               reach_t, predict_fn=predict_fn, signs=(1.0,),
                               layer_range=config.layer_range,
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
-                              devices=devices)
+                              devices=devices, progress=progress,
+                              desc=f"{ds.method}: distance-to-effect walks")
         reach_preds = out.preds[:, :, 0]                        # [S_eval, U, T_r, A]
     else:
         reach_t = np.zeros(2)
@@ -415,7 +418,8 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
 
 def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str | None = None,
                    classifier: str | None = None, config: EvalConfig = EvalConfig(),
-                   devices: Sequence[jax.Device] | None = None) -> Evaluation:
+                   devices: Sequence[jax.Device] | None = None,
+                   progress: bool = False) -> Evaluation:
     """Evaluates direction files and writes Table 1 and the figures.
 
     Args:
@@ -425,6 +429,7 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
       classifier: classifier directory; None -> the embedded MNIST classifier.
       config: the protocol's numbers.
       devices: devices to shard the walks over (default all).
+      progress: progress bars with time estimates over the walks.
 
     Returns:
       An `Evaluation` (results dict as in table1.json, the markdown, the files written).
@@ -434,7 +439,8 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
                                        config.allow_classifier_mismatch)
     sets = [direction_files.read_directions(p, cfg.w_dim, config.num_directions)
             for p in direction_paths]
-    results, preds = evaluate_directions(cfg, variables, predict_fn, names, sets, config, devices)
+    results, preds = evaluate_directions(cfg, variables, predict_fn, names, sets, config, devices,
+                                         progress)
     results["generator_path"] = generator or "embedded default"
     results["classifier_path"] = classifier or "embedded default"
     reach = results.pop("reach")

@@ -186,7 +186,8 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
               signs: Sequence[float] = SIGNS, layer_range: Sequence[int] | None = None,
               truncation_psi: float = 1.0, chunk: int | None = None,
               return_images: bool = False,
-              devices: Sequence[jax.Device] | None = None) -> WalkResult:
+              devices: Sequence[jax.Device] | None = None, progress: bool = False,
+              desc: str = "walks") -> WalkResult:
     """Images and predictions for every seed x direction x sign x distance.
 
     Args:
@@ -207,6 +208,7 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
         compile once. Memory scales with it. None: `default_chunk(devices)`.
       return_images: also return every image (memory: S*D*G*T images on the host).
       devices: devices to shard the chunk axis over (default all).
+      progress: a tqdm bar over the chunks, with its time estimate, labelled `desc`.
 
     Returns:
       A `WalkResult`.
@@ -249,7 +251,10 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
         if img is not None:
             images_out.append(sharding.to_host(img)[:n])
 
-    for lo in range(0, n_items, size):
+    from tqdm.auto import tqdm
+
+    for lo in tqdm(range(0, n_items, size), desc=desc, disable=not progress, unit="chunk",
+                   leave=False):
         hi = min(lo + size, n_items)
         batch = [sharding.pad_batch(a, size)[0]
                  for a in (item_seed[lo:hi], dirs[dir_idx[lo:hi]], offset[lo:hi])]

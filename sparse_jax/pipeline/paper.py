@@ -129,7 +129,8 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
             figures=(r == 0), allow_classifier_mismatch=allow_classifier_mismatch)
         paths = [os.path.join(dir_out, f"directions_{m}.npz") for m in discovery.methods]
         evaluation = evaluate.run_evaluation(paths, folder, generator=gen_path,
-                                             classifier=cls_path, config=config)
+                                             classifier=cls_path, config=config,
+                                             progress=progress)
         seconds[f"repeat_{r}"] = {"discovery": round(t_discover, 1),
                                   "total": round(time.perf_counter() - t_rep, 1)}
         folders.append(folder)
