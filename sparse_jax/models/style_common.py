@@ -18,6 +18,21 @@ def to_nchw(x: jax.Array) -> jax.Array:
     return jnp.transpose(x, (0, 3, 1, 2))
 
 
+def normal_init(scale: float = 1.0):
+    """Flax initializer: N(0, 1) * scale (equalized-lr weights are stored unscaled)."""
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.normal(key, shape, dtype) * scale
+    return init
+
+
+def const_init(value: float):
+    """Flax initializer: every entry `value`."""
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.full(shape, value, dtype)
+    return init
+
+
 def truncate(cfg: Any, variables: Mapping, ws: jax.Array, truncation_psi: float = 1.0,
              truncation_cutoff: int | None = None) -> jax.Array:
     """ws [N,num_ws,w_dim] -> w_avg + psi (ws - w_avg) on the first `cutoff` slots (None: all)."""

@@ -310,19 +310,6 @@ def upsample_conv3x3(x, w_hwio, conv_impl: str = "xla", blur: bool = False):
 # ----------------------------------------------------------------------------- Flax modules
 
 
-def _normal_init(scale=1.0):
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.normal(key, shape, dtype) * scale
-    return init
-
-
-def _const_init(value):
-    def init(key, shape, dtype=jnp.float32):
-        del key
-        return jnp.full(shape, value, dtype)
-    return init
-
-
 class Dense(nn.Module):
     """NVIDIA's dense + apply_bias (+ activation): weight [in, out], equalized lr."""
 
@@ -336,8 +323,9 @@ class Dense(nn.Module):
     @nn.compact
     def __call__(self, x):
         init_std, coef = _wscale(self.in_features, self.gain, self.lrmul, self.use_wscale)
-        weight = self.param("weight", _normal_init(init_std), (self.in_features, self.out_features))
-        bias = self.param("bias", _const_init(0.0), (self.out_features,))
+        weight = self.param("weight", style_common.normal_init(init_std),
+                            (self.in_features, self.out_features))
+        bias = self.param("bias", style_common.const_init(0.0), (self.out_features,))
         y = x @ (weight * coef) + bias * self.lrmul
         return y if self.activation is None else _act(y, self.activation)
 
@@ -381,7 +369,7 @@ class SynthesisLayer(nn.Module):
         cfg, c = self.cfg, self.out_channels
         if self.in_channels:
             init_std, coef = _wscale(9 * self.in_channels, _SQRT2, 1.0, cfg.use_wscale)
-            weight = self.param("weight", _normal_init(init_std),
+            weight = self.param("weight", style_common.normal_init(init_std),
                                 (3, 3, self.in_channels, c))
             w_eff = weight * coef
             if self.up:
@@ -391,8 +379,8 @@ class SynthesisLayer(nn.Module):
                 x = upsample_conv3x3(x, w_eff, self.conv_impl, blur=cfg.blur)
             else:
                 x = conv_ops.conv2d(x, _hwio_to_oihw(w_eff), pad=1, conv_impl=self.conv_impl)
-        noise_strength = self.param("noise_strength", _const_init(0.0), (c,))
-        bias = self.param("bias", _const_init(0.0), (c,))
+        noise_strength = self.param("noise_strength", style_common.const_init(0.0), (c,))
+        bias = self.param("bias", style_common.const_init(0.0), (c,))
         noise_const = self.variable(
             "buffers", "noise_const",
             lambda: jax.random.normal(self.make_rng("params"), (self.resolution,) * 2))
@@ -416,9 +404,9 @@ class ToRGB(nn.Module):
     def __call__(self, x):
         """x [N,H,W,C] -> [N,H,W,img_channels]: linear 1x1 conv, gain 1, no style."""
         init_std, coef = _wscale(self.in_channels, 1.0, 1.0, self.cfg.use_wscale)
-        weight = self.param("weight", _normal_init(init_std),
+        weight = self.param("weight", style_common.normal_init(init_std),
                             (1, 1, self.in_channels, self.cfg.img_channels))
-        bias = self.param("bias", _const_init(0.0), (self.cfg.img_channels,))
+        bias = self.param("bias", style_common.const_init(0.0), (self.cfg.img_channels,))
         return x @ (weight[0, 0] * coef) + bias
 
 
@@ -438,7 +426,7 @@ class SynthesisBlock(nn.Module):
         c = cfg.channels(res)
         acts = {}
         if res == 4:
-            const = self.param("const", _const_init(1.0), (4, 4, c))
+            const = self.param("const", style_common.const_init(1.0), (4, 4, c))
             x = jnp.broadcast_to(const[None], (ws.shape[0], 4, 4, c))
             c_in = 0
         else:

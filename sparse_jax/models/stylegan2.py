@@ -212,19 +212,6 @@ def _modulated_conv(x, weight, styles, *, up: bool, demodulate: bool = True,
 # ----------------------------------------------------------------------------- Flax modules
 
 
-def _normal_init(scale=1.0):
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.normal(key, shape, dtype) * scale
-    return init
-
-
-def _const_init(value):
-    def init(key, shape, dtype=jnp.float32):
-        del key
-        return jnp.full(shape, value, dtype)
-    return init
-
-
 class FullyConnected(nn.Module):
     """Official FullyConnectedLayer: weight [out,in] stored / lr_multiplier."""
 
@@ -236,9 +223,9 @@ class FullyConnected(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        weight = self.param("weight", _normal_init(1.0 / self.lr_multiplier),
+        weight = self.param("weight", style_common.normal_init(1.0 / self.lr_multiplier),
                             (self.out_features, self.in_features))
-        bias = self.param("bias", _const_init(self.bias_init / self.lr_multiplier),
+        bias = self.param("bias", style_common.const_init(self.bias_init / self.lr_multiplier),
                           (self.out_features,))
         y = x @ (weight * (self.lr_multiplier / math.sqrt(self.in_features))).T
         y = y + bias * self.lr_multiplier
@@ -288,10 +275,10 @@ class SynthesisLayer(nn.Module):
     def __call__(self, x, w, noise_mode: str):
         """x [N,H,W,I] NHWC, w [N,w_dim] -> (y [N,R,R,O], styles [N,I])."""
         styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, name="affine")(w)
-        weight = self.param("weight", _normal_init(),
+        weight = self.param("weight", style_common.normal_init(),
                             (self.out_channels, self.in_channels, 3, 3))
-        bias = self.param("bias", _const_init(0.0), (self.out_channels,))
-        noise_strength = self.param("noise_strength", _const_init(0.0), ())
+        bias = self.param("bias", style_common.const_init(0.0), (self.out_channels,))
+        noise_strength = self.param("noise_strength", style_common.const_init(0.0), ())
         noise_const = self.variable(
             "buffers", "noise_const",
             lambda: jax.random.normal(self.make_rng("params"), (self.resolution,) * 2))
@@ -317,8 +304,9 @@ class ToRGB(nn.Module):
     def __call__(self, x, w):
         """x [N,H,W,C] -> (rgb [N,H,W,img_channels], styles [N,C] before the weight gain)."""
         styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, name="affine")(w)
-        weight = self.param("weight", _normal_init(), (self.img_channels, self.in_channels, 1, 1))
-        bias = self.param("bias", _const_init(0.0), (self.img_channels,))
+        weight = self.param("weight", style_common.normal_init(),
+                            (self.img_channels, self.in_channels, 1, 1))
+        bias = self.param("bias", style_common.const_init(0.0), (self.img_channels,))
         s = styles * (1.0 / math.sqrt(self.in_channels))
         y = (x * s[:, None, None, :]) @ weight[:, :, 0, 0].T + bias
         return _clamp(y, self.conv_clamp), styles
@@ -344,7 +332,7 @@ class SynthesisBlock(nn.Module):
                 acts[name] = value
 
         if res == 4:
-            const = self.param("const", _normal_init(), (c_out, 4, 4))
+            const = self.param("const", style_common.normal_init(), (c_out, 4, 4))
             x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0))[None],
                                  (ws.shape[0], 4, 4, c_out))
         for conv in (("conv1",) if res == 4 else ("conv0", "conv1")):
