@@ -63,7 +63,9 @@ def run(out: str) -> dict:
 
     atomic.write_text(os.path.join(out, "shared", f"from_p{pid}.txt"), "written\n")
     sharding.sync("probe written")
+    resumed = _resumed_discovery(cfg, variables, os.path.join(out, "resumable"))
     return {
+        "resumed": resumed,
         "process_index": pid, "process_count": jax.process_count(),
         "device_count": jax.device_count(),
         "directions": {m: np.asarray(r.dirs.lat_comp).tolist()
@@ -75,6 +77,27 @@ def run(out: str) -> dict:
         "decomposition_input": _describe(discover._on_mesh(result.fit.x, None)),
         "main": sharding.is_main_process(),
     }
+
+
+def _resumed_discovery(cfg, variables, folder: str) -> dict:
+    """A discovery run that stops before it is marked finished, opened again and resumed: every
+    process must find it resumable, read the same parts, and get the same directions."""
+    import numpy as np
+
+    from sparse_jax.core import resume
+    from sparse_jax.discovery import run as discover
+
+    kw = dict(methods="pca,sca", layers="b8.conv1", num_samples=NUM_SAMPLES,
+              num_regression_samples=NUM_REGRESSION, k=K, batch=16, out=folder, progress=False)
+    first = resume.open_run_folder(folder, "discover", {"case": "multiprocess"}, ("*",))
+    a = discover.run_discovery(cfg, variables, checkpoint=first, **kw)
+    again = resume.open_run_folder(folder, "discover", {"case": "multiprocess"}, ("*",))
+    b = discover.run_discovery(cfg, variables, checkpoint=again, **kw)
+    return {"first_resumed": first.resumed, "again_resumed": again.resumed,
+            "resumed_methods": b.summary["resumed_methods"],
+            "max_difference": max(float(np.abs(a.methods[m].dirs.lat_comp
+                                               - b.methods[m].dirs.lat_comp).max())
+                                  for m in a.methods)}
 
 
 def _describe(x) -> dict:

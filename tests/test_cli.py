@@ -124,7 +124,7 @@ def test_run_paper_sizes_are_the_presets_and_arguments_its_defaults():
     kw = cli_run_paper.settings(ns)
     assert kw["sizes"] == paper.PaperSizes.quick() and kw["out"] == "results"
     for name, p in inspect.signature(paper.run_paper).parameters.items():
-        if name not in ("out", "sizes", "progress", "log"):
+        if name not in ("out", "sizes", "progress", "log", "checkpoint"):
             assert kw[name] == p.default, name
     assert cli_run_paper.settings(_given_nothing(cli_run_paper, "--paper_scale"))["sizes"] == \
         paper.PaperSizes.paper()

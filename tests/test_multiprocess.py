@@ -64,6 +64,10 @@ def test_two_processes_match_one_process(tmp_path):
         # The decompositions ran on features row-sharded over both processes' devices.
         assert r["decomposition_input"] == {"spec": ["data"], "devices": 4,
                                             "fully_addressable": False}
+    # An unfinished run reopened on both processes resumes from the parts process 0 wrote.
+    for r in multi:
+        assert r["resumed"] == {"first_resumed": False, "again_resumed": True,
+                                "resumed_methods": ["pca", "sca"], "max_difference": 0.0}
     # Only process 0 wrote the discovery outputs.
     assert multi[0]["main"] and not multi[1]["main"]
     assert os.path.isfile(tmp_path / "multi" / "p0" / "directions" / "directions_sca.npz")

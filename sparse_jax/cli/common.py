@@ -8,7 +8,9 @@ dataclass's defaults; `values_of` reads back only the flags the user gave, so
 
 Vocabulary (the same name means the same thing in every command):
   --generator, --classifier   model directories (default: the embedded MNIST models)
-  --out, --overwrite          the output path; a used output folder needs --overwrite
+  --out, --overwrite          the output path; a used output folder needs --overwrite, except
+                              that discover, evaluate and run_paper resume their own unfinished
+                              run (same settings) from its finished parts
   --seeds                     generator seeds ('0-7,9'): z = normal(key(seed)), as in generate
   --seed                      the PRNG seed of a run (walk seeds, samples)
   --batch                     items per compiled call (memory scales with it)
@@ -444,6 +446,59 @@ def check_output_dir(path: str, overwrite: bool, outputs: Sequence[str], flag: s
     return path
 
 
+# Folders of resumable runs this command opened: an interruption or error names them.
+_OPEN_RUNS: list[str] = []
+# Settings that change how fast a run goes, not what it computes (sample i and walk item i
+# do not depend on the batching): a run resumes with other values of these.
+SPEED_ONLY = ("batch", "chunk")
+
+
+def fingerprint_input(path: str | None, default: Callable[[], str]) -> str:
+    """The content fingerprint of an input file or model directory (`default()` when None)."""
+    from sparse_jax.core import resume
+
+    return resume.fingerprint(path if path is not None else default())
+
+
+def open_run(path: str, overwrite: bool, outputs: Sequence[str], command: str,
+             settings: Mapping[str, Any], flag: str = "--out") -> Any:
+    """The output folder of a resumable run (`core.resume.open_run_folder`), checked before
+    any work: new or empty, holding this run unfinished (resumed, said on stdout) or finished
+    (nothing to do, said on stdout), or refused in one line; --overwrite replaces `outputs`.
+
+    Returns:
+      The `core.resume.RunFolder`.
+    """
+    from sparse_jax.core import resume
+
+    check_output_parent(path, flag)
+    try:
+        run = resume.open_run_folder(path, command, settings, outputs, overwrite, flag)
+    except resume.RunFolderError as e:
+        raise UserError(str(e)) from None
+    _probe_writable(path, flag, path)
+    if run.finished:
+        print(f"{path} already holds this finished {command} run ({resume.STATE_FILE}); "
+              f"nothing to do (--overwrite recomputes it)")
+    else:
+        _OPEN_RUNS.append(path)
+        if run.resumed:
+            print(f"resuming the unfinished {command} run in {path} from its finished parts "
+                  f"({resume.PARTIAL_DIR}/)")
+    return run
+
+
+def _resume_hint() -> str:
+    from sparse_jax.core import resume
+
+    for path in _OPEN_RUNS:
+        state = resume.read_state(path) if os.path.isdir(path) else None
+        if state is not None and state.get("status") == "running":
+            return (f"; finished parts are kept in {os.path.join(path, resume.PARTIAL_DIR)}: "
+                    f"rerun the same command to resume")
+    return ""
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -490,6 +545,7 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
     except SystemExit as e:  # --help (0) and usage errors (2)
         return int(e.code or 0)
     quiet_logs(getattr(ns, "verbose", False))
+    _OPEN_RUNS.clear()
     try:
         if getattr(ns, "multihost", False):
             from sparse_jax.core import sharding
@@ -497,7 +553,7 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
             sharding.initialize_distributed(True)
         return int(body(parser, ns) or 0)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted{_safe_hint()}", file=sys.stderr)
         return 130
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else (
@@ -505,5 +561,12 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
     except _user_errors() as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}{_safe_hint()}", file=sys.stderr)
         return 1
+
+
+def _safe_hint() -> str:
+    try:
+        return _resume_hint()
+    except ValueError:  # an unreadable state file: the error itself is what matters
+        return ""

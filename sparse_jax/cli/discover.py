@@ -4,7 +4,8 @@ examples:
   sparse-jax-discover --out runs/discover                      # --preset quick sizes
   sparse-jax-discover --out runs/discover --preset paper --methods pca-w,sca
   sparse-jax-discover --generator G_DIR --layers b16.conv1 --pool grid2 --out runs/g
-Writes directions_<method>.npz (+ .npy), summary.json and scatter.png (Fig. 2).
+Writes directions_<method>.npz (+ .npy), summary.json and scatter.png (Fig. 2). Rerunning an
+interrupted command resumes it from the samples and methods it finished (--batch may change).
 """
 from __future__ import annotations
 
@@ -72,12 +73,25 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
 
     common.check_input_dir(ns.generator, "--generator")
     cfg = config(ns)
-    common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="discover's")
+    run = common.open_run(ns.out, ns.overwrite, OUTPUTS, "discover", settings(ns, cfg))
+    if run.finished:
+        return 0
     gen, variables = model_dirs.load_generator(ns.generator or model_dirs.default_generator_path())
     discover.run_discovery(gen, variables, **dataclasses.asdict(cfg), out=ns.out,
-                           progress=common.progress_enabled(ns))
+                           progress=common.progress_enabled(ns), checkpoint=run)
+    run.finish(OUTPUTS)
     print(f"wrote directions to {ns.out}")
     return 0
+
+
+def settings(ns: argparse.Namespace, cfg) -> dict:
+    """What identifies the run in its folder (`core.resume`): the config and the generator."""
+    from sparse_jax.io import model_dirs
+
+    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items()
+                       if k not in common.SPEED_ONLY},
+            "generator_fingerprint": common.fingerprint_input(
+                ns.generator, model_dirs.default_generator_path)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

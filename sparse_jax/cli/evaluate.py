@@ -6,6 +6,7 @@ examples (the embedded MNIST generator and classifier):
   sparse-jax-evaluate --preset paper --directions runs/discover/directions_*.npz --out runs/eval
 Every number of the protocol (docs/metrics.md) is a flag; --preset sets the sizes (seeds,
 distances, directions) shared with discover and run_paper, and individual flags override it.
+Rerunning an interrupted command resumes it from the walks it finished (--batch may change).
 """
 from __future__ import annotations
 
@@ -105,13 +106,32 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     common.check_input_dir(ns.generator, "--generator")
     common.check_input_dir(ns.classifier, "--classifier")
     cfg = config(ns)
-    common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="evaluate's")
+    run = common.open_run(ns.out, ns.overwrite, OUTPUTS, "evaluate", settings(ns, cfg, paths))
+    if run.finished:
+        return 0
     result = evaluate.run_evaluation(paths, ns.out, generator=ns.generator,
                                      classifier=ns.classifier, config=cfg,
-                                     progress=common.progress_enabled(ns))
+                                     progress=common.progress_enabled(ns), checkpoint=run)
+    run.finish(OUTPUTS)
     print(result.markdown)
     print("wrote " + ", ".join(result.files))
     return 0
+
+
+def settings(ns: argparse.Namespace, cfg, paths: Sequence[str]) -> dict:
+    """What identifies the run in its folder (`core.resume`): the config and every input."""
+    import os
+
+    from sparse_jax.io import model_dirs
+
+    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items()
+                       if k not in common.SPEED_ONLY},
+            "directions": [{"name": os.path.basename(p),
+                            "fingerprint": common.fingerprint_input(p, str)} for p in paths],
+            "generator_fingerprint": common.fingerprint_input(
+                ns.generator, model_dirs.default_generator_path),
+            "classifier_fingerprint": common.fingerprint_input(
+                ns.classifier, model_dirs.default_classifier_path)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

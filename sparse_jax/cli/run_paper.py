@@ -5,7 +5,8 @@ examples:
   sparse-jax-run-paper --out results --preset paper      # the paper's sizes
   sparse-jax-run-paper --generator G_DIR --classifier C_DIR --out results
 The sizes are the presets discover and evaluate share (pipeline.paper.PaperSizes); each size
-flag overrides its preset value.
+flag overrides its preset value. Rerunning an interrupted command resumes it from the samples,
+methods, walks and figures it finished (--batch may change).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ HELP = {
                                  "on (resized, channels averaged or repeated) instead of refusing",
     "bootstrap_draws": "bootstrap resamples behind each interval",
 }
-OUTPUTS = ("directions", "table1.md", "table1.json", "preds_*.npz", "fig*.png", "run.json")
+OUTPUTS = ("directions", "table1.md", "table1.json", "table1_intervals.*", "preds_*.npz",
+           "fig*.png", "run.json", "repeat_*")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     sizes = common.add_fields(p, paper.PaperSizes, help=HELP,
                               preset_fields=[f.name for f in dataclasses.fields(paper.PaperSizes)])
     run = common.add_fields(p, paper.run_paper, help=HELP,
-                            skip=("out", "generator", "classifier", "sizes", "progress", "log"))
+                            skip=("out", "generator", "classifier", "sizes", "progress", "log",
+                                  "checkpoint"))
     p.set_defaults(_sizes=sizes, _run=run)
     common.add_common(p, progress=True)
     return p
@@ -75,6 +78,7 @@ def settings(ns: argparse.Namespace) -> dict:
                                 **common.values_of(ns, ns._sizes))
     kw = {**common.defaults_of(paper.run_paper), **common.values_of(ns, ns._run)}
     kw.pop("log", None)
+    kw.pop("checkpoint", None)
     kw.update(out=ns.out, generator=ns.generator, classifier=ns.classifier, sizes=sizes,
               progress=common.progress_enabled(ns))
     return kw
@@ -91,9 +95,28 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
         raise common.UserError(f"--methods: {e}") from None
     common.check_input_dir(ns.generator, "--generator")
     common.check_input_dir(ns.classifier, "--classifier")
-    common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="run_paper's")
-    paper.run_paper(**kw)
+    run = common.open_run(ns.out, ns.overwrite, OUTPUTS, "run_paper", resume_settings(kw))
+    if run.finished:
+        return 0
+    paper.run_paper(**kw, checkpoint=run)
+    run.finish(OUTPUTS)
     return 0
+
+
+def resume_settings(kw: dict) -> dict:
+    """What identifies the run in its folder (`core.resume`): every setting of `run_paper` that
+    decides its results, with the generator and classifier by content."""
+    from sparse_jax.io import model_dirs
+
+    out = {k: v for k, v in kw.items()
+           if k not in ("out", "progress", "generator", "classifier", "sizes")
+           and k not in common.SPEED_ONLY}
+    out["sizes"] = dataclasses.asdict(kw["sizes"])
+    out["generator_fingerprint"] = common.fingerprint_input(
+        kw["generator"], model_dirs.default_generator_path)
+    out["classifier_fingerprint"] = common.fingerprint_input(
+        kw["classifier"], model_dirs.default_classifier_path)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,7 +55,7 @@ def write_text(path: str, text: str) -> None:
 
 
 def write_json(path: str, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def save_npz(path: str, **arrays: Any) -> None:
@@ -78,7 +78,8 @@ def save_figure(path: str, fig: Any, **kwargs: Any) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """numpy arrays and scalars for json.dumps."""
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, np.generic):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from sparse_jax.core import seeds, sharding
+from sparse_jax.core import resume, seeds, sharding
 from sparse_jax.models import generators
 
 POOL_GLOBAL = 1  # grid size 1 = one global max per channel
@@ -211,6 +211,15 @@ def as_label_fn(label_fn: Callable | None) -> jax.tree_util.Partial | None:
     return jax.tree_util.Partial(label_fn)
 
 
+def _check_saved(saved: dict[str, np.ndarray], w_dim: int, with_labels: bool, where: str
+                 ) -> None:
+    want = {"x", "w"} | ({"labels"} if with_labels else set())
+    if set(saved) != want or saved["w"].shape[1:] != (w_dim,):
+        raise resume.RunFolderError(f"{where}: saved samples hold {sorted(saved)} (w of shape "
+                                    f"{saved.get('w', np.zeros((0,))).shape[1:]}), expected "
+                                    f"{sorted(want)} with w of {w_dim}; pass --overwrite")
+
+
 def _is_oom(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in str(err)
 
@@ -229,6 +238,7 @@ def sample_features(
     label_fn: Callable[[jax.Array], jax.Array] | None = None,
     progress: bool = True,
     desc: str = "features",
+    rows: resume.RowStore | None = None,
 ) -> Features:
     """Samples latents and returns their max-pooled features, streamed batch by batch.
 
@@ -248,6 +258,8 @@ def sample_features(
         synthesis.
       progress: show a tqdm bar.
       desc: label of the progress bar.
+      rows: where finished samples are saved and read back (a resumed run computes only the
+        samples missing there; sample i is the same whatever the batching).
 
     Returns:
       Features(x [n, p], w [n, w_dim], labels [n] or None), host float32 arrays.
@@ -278,30 +290,49 @@ def sample_features(
     x_out: np.ndarray | None = None
     w_out = np.empty((num_samples, cfg.w_dim), np.float32)
     labels = np.empty((num_samples,), np.int64) if label_fn is not None else None
+    todo = np.arange(num_samples, dtype=np.int32)
+    if rows is not None:
+        plan = resume.digest(jax.device_get(jax.random.key_data(key)), np.asarray(names),
+                             np.asarray([grid, truncation, label_fn is not None]))
+        done, saved = rows.load(num_samples, plan)
+        if done.any():
+            _check_saved(saved, cfg.w_dim, labels is not None, rows.folder)
+            x_out = saved["x"].astype(np.float32)
+            w_out[done] = saved["w"][done]
+            if labels is not None:
+                labels[done] = saved["labels"][done]
+            todo = np.nonzero(~done)[0].astype(np.int32)
 
-    def collect(start, n_valid, result):
+    def collect(idx, n_valid, result):
         nonlocal x_out
         feats, w, lab = result
         feats = sharding.to_host(feats)[:n_valid]
+        w = sharding.to_host(w)[:n_valid]
+        idx = idx[:n_valid]
         if x_out is None:
             x_out = np.empty((num_samples, feats.shape[1]), np.float32)
-        x_out[start : start + n_valid] = feats
-        w_out[start : start + n_valid] = sharding.to_host(w)[:n_valid]
+        x_out[idx] = feats
+        w_out[idx] = w
+        got = {"x": feats, "w": w}
         if labels is not None:
-            labels[start : start + n_valid] = sharding.to_host(lab)[:n_valid]
+            got["labels"] = labels[idx] = sharding.to_host(lab)[:n_valid]
+        if rows is not None:
+            rows.add(idx, **got)
 
-    starts = range(0, num_samples, batch)
     pending = None
     try:
-        for start in tqdm(starts, desc=desc, disable=not progress, unit="batch"):
-            n_valid = min(batch, num_samples - start)
+        for start in tqdm(range(0, todo.size, batch), desc=desc, disable=not progress,
+                          unit="batch"):
+            idx = todo[start : start + batch]
+            n_valid = idx.size
             # Padded rows get real (larger) indices so every batch has one shape: no recompiles.
-            idx = np.arange(start, start + batch, dtype=np.int32)
+            idx = np.concatenate([idx, np.arange(num_samples, num_samples + batch - n_valid,
+                                                 dtype=np.int32)])
             result = step(variables, key, sharding.shard_host_array(idx, data), label_fn)
             # Dispatch is asynchronous: fetch the previous batch while this one runs.
             if pending is not None:
                 collect(*pending)
-            pending = (start, n_valid, result)
+            pending = (idx, n_valid, result)
         if pending is not None:
             collect(*pending)
     except (MemoryError, RuntimeError) as err:
@@ -311,5 +342,8 @@ def sample_features(
             f"out of memory with a batch of {batch} samples ({mesh.size} device(s)); "
             "lower the batch size (--batch)"
         ) from err
+    finally:
+        if rows is not None:
+            rows.flush()  # an interrupted run keeps the samples it finished
     assert x_out is not None
     return Features(x=x_out, w=w_out, labels=labels)

@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from sparse_jax import decompose
-from sparse_jax.core import atomic, seeds, sharding
+from sparse_jax.core import atomic, resume, seeds, sharding
 from sparse_jax.discovery import directions, features, sefa_layers
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
@@ -251,6 +251,29 @@ def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity,
                         gamma=float(gamma_out), seconds=time.perf_counter() - t0, extra=extra)
 
 
+# ----------------------------------------------------------------------------- resuming
+
+
+def _rows(checkpoint: resume.RunFolder | None, name: str) -> resume.RowStore | None:
+    return None if checkpoint is None else checkpoint.rows(name)
+
+
+def _save_method(checkpoint: resume.RunFolder, part: str, r: MethodResult) -> None:
+    checkpoint.save(part, r.dirs._asdict(), {
+        "method": r.method, "act_space": r.act_space, "sparsity": r.sparsity,
+        "gamma": None if math.isnan(r.gamma) else r.gamma, "seconds": r.seconds,
+        "extra": r.extra})
+
+
+def _load_method(checkpoint: resume.RunFolder, part: str) -> MethodResult:
+    arrays, meta = checkpoint.load(part)
+    dirs = directions.Directions(**{f: arrays.get(f) for f in directions.Directions._fields})
+    gamma = math.nan if meta["gamma"] is None else float(meta["gamma"])
+    return MethodResult(method=meta["method"], dirs=dirs, act_space=meta["act_space"],
+                        sparsity=float(meta["sparsity"]), gamma=gamma,
+                        seconds=float(meta["seconds"]), extra=meta["extra"])
+
+
 # ----------------------------------------------------------------------------- output
 
 
@@ -319,6 +342,7 @@ def run_discovery(
     label_fn: Callable[[jax.Array], jax.Array] | None = None,
     mesh: Mesh | None = None,
     progress: bool = True,
+    checkpoint: resume.RunFolder | None = None,
 ) -> DiscoveryResult:
     """Finds k unit directions in W per method and (optionally) writes them to `out`.
 
@@ -341,6 +365,8 @@ def run_discovery(
       label_fn: images [B, C, H, W] -> int labels [B], used to colour scatter.png.
       mesh: 1-D data mesh (default: all devices).
       progress: tqdm progress bars.
+      checkpoint: the run folder (`core.resume`) where finished samples and methods are saved
+        as they finish and read back when the run is resumed; None computes everything.
 
     Returns:
       DiscoveryResult.
@@ -366,23 +392,34 @@ def run_discovery(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fit = features.sample_features(cfg, variables, seeds.stream_key(seed, seeds.FIT_STREAM),
-                                   num_samples, label_fn=label_fn, desc="fit samples", **common)
+                                   num_samples, label_fn=label_fn, desc="fit samples",
+                                   rows=_rows(checkpoint, "fit_samples"), **common)
     timings["fit_samples"] = time.perf_counter() - t0
     fresh = None
     if needs_acts:
         t0 = time.perf_counter()
         fresh = features.sample_features(cfg, variables,
                                          seeds.stream_key(seed, seeds.REGRESSION_STREAM), n_reg,
-                                         desc="regression samples", **common)
+                                         desc="regression samples",
+                                         rows=_rows(checkpoint, "regression_samples"),
+                                         **common)
         timings["regression_samples"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     w_stdev = directions.lat_stdev_latents(cfg, variables, seed, truncation=truncation)
     timings["lat_stdev_samples"] = time.perf_counter() - t0
     results: dict[str, MethodResult] = {}
+    resumed = []
     for m in methods:
-        results[m] = _fit_method(m, fit, fresh, cfg, variables, k, gamma, target_sparsity,
-                                 w_stdev, mesh)
+        part = f"method_{m}"
+        if checkpoint is not None and checkpoint.has(part):
+            results[m] = _load_method(checkpoint, part)
+            resumed.append(m)
+        else:
+            results[m] = _fit_method(m, fit, fresh, cfg, variables, k, gamma, target_sparsity,
+                                     w_stdev, mesh)
+            if checkpoint is not None:
+                _save_method(checkpoint, part, results[m])
         timings[m] = results[m].seconds
 
     summary = {
@@ -403,6 +440,9 @@ def run_discovery(
         "processes": jax.process_count(),
         "seconds": timings,
         "label_counts": _label_counts(fit.labels),
+        # Methods read back from an interrupted run's finished parts (their seconds are those
+        # of the run that computed them).
+        "resumed_methods": resumed,
         "results": {
             m: {
                 "file": f"directions_{m}.npz",

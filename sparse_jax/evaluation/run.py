@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from sparse_jax.core import atomic, sharding
+from sparse_jax.core import atomic, resume, sharding
 from sparse_jax.core import seeds as seed_streams
 from sparse_jax.evaluation import device_metrics, efficiency, metrics, walks
 from sparse_jax.io import direction_files
@@ -173,7 +173,8 @@ def default_d_max(cfg: generators.GeneratorConfig, variables: Any, config: EvalC
 def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict_fn: Callable,
                         attribute_names: Sequence[str], direction_sets: Sequence[DirectionSet],
                         config: EvalConfig = EvalConfig(),
-                        devices: Sequence[jax.Device] | None = None, progress: bool = False
+                        devices: Sequence[jax.Device] | None = None, progress: bool = False,
+                        checkpoint: resume.RunFolder | None = None
                         ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Walks every method's directions and computes Table 1 (no file output).
 
@@ -185,6 +186,8 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
       config: the protocol's numbers.
       devices: devices to shard the walks over (default all).
       progress: progress bars (with time estimates) over each method's walks.
+      checkpoint: the run folder (`core.resume`) where each walk's finished predictions are
+        saved and read back on a resumed run; None computes everything.
 
     Returns:
       results: JSON-ready dict (Table 1 numbers, per-attribute details, settings);
@@ -211,18 +214,24 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
         out = walks.run_walks(cfg, variables, walk_key(config.seed), seeds, ds.lat_comp,
                               distances, predict_fn=predict_fn, layer_range=config.layer_range,
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
-                              devices=devices, progress=progress, desc=f"{ds.method}: walks")
+                              devices=devices, progress=progress, desc=f"{ds.method}: walks",
+                              rows=_rows(checkpoint, f"walks_{_file_stem(ds.method)}"))
         if out.preds.shape[-1] != len(attribute_names):
             raise ValueError(f"predict_fn gives {out.preds.shape[-1]} attributes but "
                              f"{len(attribute_names)} attribute names were given")
         all_preds[ds.method] = out.preds
         summary, reach = _method_numbers(cfg, variables, predict_fn, ds, out.preds, n_a, seeds,
-                                         distances, attribute_names, config, devices, progress)
+                                         distances, attribute_names, config, devices, progress,
+                                         checkpoint)
         results["methods"][ds.method] = summary
         reach_all[ds.method] = reach
         results["direction_files"][ds.method] = ds.path
     results["reach"] = reach_all
     return results, all_preds
+
+
+def _rows(checkpoint: resume.RunFolder | None, name: str) -> resume.RowStore | None:
+    return None if checkpoint is None else checkpoint.rows(name)
 
 
 def reach_walk_plan(direction: np.ndarray, sign: np.ndarray) -> tuple[list[tuple[int, int]],
@@ -243,7 +252,7 @@ def reach_walk_plan(direction: np.ndarray, sign: np.ndarray) -> tuple[list[tuple
 
 def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndarray, n_a: int,
                     seeds: np.ndarray, distances: np.ndarray, attribute_names, config: EvalConfig,
-                    devices, progress: bool = False
+                    devices, progress: bool = False, checkpoint: resume.RunFolder | None = None
                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Table 1's numbers of one method, computed on the device (`device_metrics`).
 
@@ -274,7 +283,8 @@ def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndar
                               layer_range=config.layer_range,
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
                               devices=devices, progress=progress,
-                              desc=f"{ds.method}: distance-to-effect walks")
+                              desc=f"{ds.method}: distance-to-effect walks",
+                              rows=_rows(checkpoint, f"reach_{_file_stem(ds.method)}"))
         reach_preds = out.preds[:, :, 0]                        # [S_eval, U, T_r, A]
     else:
         reach_t = np.zeros(2)
@@ -331,8 +341,26 @@ def _a_matrix(summary: dict[str, Any]) -> np.ndarray:
 def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict[str, Any],
                   preds: dict[str, np.ndarray], direction_sets: Sequence[DirectionSet],
                   out_dir: str, config: EvalConfig,
-                  devices: Sequence[jax.Device] | None = None) -> list[str]:
-    """Figs. 3-6 for an evaluation; returns the paths written."""
+                  devices: Sequence[jax.Device] | None = None,
+                  checkpoint: resume.RunFolder | None = None) -> list[str]:
+    """Figs. 3-6 for an evaluation; returns the paths written.
+
+    With a checkpoint, a walk figure (Figs. 3, 4) that a resumed run already wrote is kept.
+    """
+
+    def finished(path: str) -> bool:
+        name = f"figure_{os.path.basename(path)}"
+        if checkpoint is not None and checkpoint.has(name) and os.path.isfile(path):
+            files.append(path)
+            return True
+        return False
+
+    def save(path: str, fig: Any) -> None:
+        atomic.save_figure(path, fig)
+        files.append(path)
+        if checkpoint is not None:
+            checkpoint.save(f"figure_{os.path.basename(path)}")
+
     files = []
     names = results["attributes"]
     distances = np.asarray(results["distances"])
@@ -347,6 +375,9 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
     cols = np.linspace(-d_max, d_max, config.grid_columns)
     fig3_seeds = [n_a + i for i in range(min(config.grid_seeds, config.num_eval_seeds))]
     for method, ds in sets.items():
+        path = os.path.join(out_dir, f"fig3_walks_{_file_stem(method)}.png")
+        if finished(path):
+            continue
         k = ds.lat_comp.shape[0]
         k = k if config.grid_directions is None else min(config.grid_directions, k)
         out = walks.run_walks(cfg, variables, key, fig3_seeds, ds.lat_comp[:k], cols,
@@ -358,9 +389,7 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
                                    [f"seed {s}" for s in fig3_seeds],
                                    [f"{c:+.2g}" for c in cols],
                                    title=f"{method}: W distance along each direction")
-        path = os.path.join(out_dir, f"fig3_walks_{_file_stem(method)}.png")
-        atomic.save_figure(path, fig)
-        files.append(path)
+        save(path, fig)
 
     # Fig. 4, one file per attribute: its assigned direction in every method (rows), walked from
     # 0 to d_max on the first grid_seeds evaluation seeds that start negative for it (the same
@@ -369,7 +398,8 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
     for a, name in enumerate(names):
         negative = np.nonzero(first[n_a:, 0, 0, 0, a] < config.threshold)[0]
         seeds_a = [n_a + int(i) for i in negative[:config.grid_seeds]]
-        if not seeds_a:
+        path = os.path.join(out_dir, f"fig4_walks_{_file_stem(name)}.png")
+        if not seeds_a or finished(path):
             continue
         rows, labels = [], []
         for method, ds in sets.items():
@@ -394,9 +424,7 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
                                    [f"{t:.2g}" for t in distances],
                                    title=f"{name}: the assigned direction of each method "
                                          "(W distance)")
-        path = os.path.join(out_dir, f"fig4_walks_{_file_stem(name)}.png")
-        atomic.save_figure(path, fig)
-        files.append(path)
+        save(path, fig)
 
     # Fig. 5: mean +- std of p along each attribute's direction over its negative seeds.
     curves = {m: _curve_arrays(s) for m, s in methods.items()}
@@ -419,7 +447,8 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
 def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str | None = None,
                    classifier: str | None = None, config: EvalConfig = EvalConfig(),
                    devices: Sequence[jax.Device] | None = None,
-                   progress: bool = False) -> Evaluation:
+                   progress: bool = False,
+                   checkpoint: resume.RunFolder | None = None) -> Evaluation:
     """Evaluates direction files and writes Table 1 and the figures.
 
     Args:
@@ -430,6 +459,8 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
       config: the protocol's numbers.
       devices: devices to shard the walks over (default all).
       progress: progress bars with time estimates over the walks.
+      checkpoint: the run folder (`core.resume`) that keeps finished walks and figures, so an
+        interrupted evaluation resumes; None computes everything.
 
     Returns:
       An `Evaluation` (results dict as in table1.json, the markdown, the files written).
@@ -440,7 +471,7 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
     sets = [direction_files.read_directions(p, cfg.w_dim, config.num_directions)
             for p in direction_paths]
     results, preds = evaluate_directions(cfg, variables, predict_fn, names, sets, config, devices,
-                                         progress)
+                                         progress, checkpoint)
     results["generator_path"] = generator or "embedded default"
     results["classifier_path"] = classifier or "embedded default"
     reach = results.pop("reach")
@@ -458,7 +489,8 @@ def run_evaluation(direction_paths: Sequence[str], out_dir: str, generator: str 
                 reach_distances=r["distances"], reach_index=r["index"])
             files.append(path)
     if config.figures:
-        files += write_figures(cfg, variables, results, preds, sets, out_dir, config, devices)
+        files += write_figures(cfg, variables, results, preds, sets, out_dir, config, devices,
+                               checkpoint)
     sharding.sync("evaluation written")  # process 0 wrote (core.atomic); the others wait
     return Evaluation(results=results, markdown=markdown, files=files)
 

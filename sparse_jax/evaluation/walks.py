@@ -22,8 +22,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from sparse_jax.core import resume, sharding
 from sparse_jax.core import seeds as seed_streams
-from sparse_jax.core import sharding
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
 
@@ -189,7 +189,7 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
               truncation_psi: float = 1.0, chunk: int | None = None,
               return_images: bool = False,
               devices: Sequence[jax.Device] | None = None, progress: bool = False,
-              desc: str = "walks") -> WalkResult:
+              desc: str = "walks", rows: resume.RowStore | None = None) -> WalkResult:
     """Images and predictions for every seed x direction x sign x distance.
 
     Args:
@@ -211,6 +211,8 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
       return_images: also return every image (memory: S*D*G*T images on the host).
       devices: devices to shard the chunk axis over (default all).
       progress: a tqdm bar over the chunks, with its time estimate, labelled `desc`.
+      rows: where finished predictions are saved and read back, one row per walk item (a
+        resumed walk computes only the missing items); predictions only, not images.
 
     Returns:
       A `WalkResult`.
@@ -243,38 +245,62 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
     step = _compiled_step(cfg, float(truncation_psi), predict_fn is not None, return_images, mesh)
     data = sharding.data_sharding(mesh)
     const = sharding.put_replicated((variables, as_predictor(predict_fn), key, mask), mesh)
-    preds_out, images_out = [], []
+    if rows is not None and (return_images or predict_fn is None):
+        raise ValueError("run_walks: saved rows hold predictions only (no images)")
+    todo = np.arange(n_items)
+    preds_flat: np.ndarray | None = None
+    if rows is not None:
+        plan = resume.digest(jax.device_get(jax.random.key_data(key)), item_seed, dirs,
+                             dir_idx, offset, mask, np.float64(truncation_psi))
+        done, saved = rows.load(n_items, plan)
+        if done.any():
+            if set(saved) != {"preds"} or saved["preds"].ndim != 2:
+                raise resume.RunFolderError(f"{rows.folder}: saved rows are not walk predictions "
+                                            f"[items, attributes]; pass --overwrite")
+            preds_flat = saved["preds"].astype(np.float32)
+            todo = np.nonzero(~done)[0]
+    images_out = []
     pending: collections.deque = collections.deque()
 
     def collect():
-        p, img, n = pending.popleft()
+        nonlocal preds_flat
+        p, img, sel = pending.popleft()
         if p is not None:
-            preds_out.append(sharding.to_host(p)[:n])
+            p = sharding.to_host(p)[:sel.size]
+            if p.ndim != 2:
+                raise ValueError(f"predict_fn: expected outputs of shape [batch, attributes], "
+                                 f"got {p.shape[1:]} per chunk")
+            if preds_flat is None:
+                preds_flat = np.zeros((n_items, p.shape[1]), np.float32)
+            preds_flat[sel] = p
+            if rows is not None:
+                rows.add(sel, preds=p)
         if img is not None:
-            images_out.append(sharding.to_host(img)[:n])
+            images_out.append(sharding.to_host(img)[:sel.size])
 
     from tqdm.auto import tqdm
 
-    for lo in tqdm(range(0, n_items, size), desc=desc, disable=not progress, unit="chunk",
-                   leave=False):
-        hi = min(lo + size, n_items)
-        batch = [sharding.pad_batch(a, size)[0]
-                 for a in (item_seed[lo:hi], dirs[dir_idx[lo:hi]], offset[lo:hi])]
-        batch = [_put(a, data) for a in batch]
-        pending.append((*step(*const, *batch), hi - lo))
-        # Dispatch is asynchronous: keep one chunk queued behind the running one so the device
-        # never waits for the host, while at most _IN_FLIGHT chunks hold device memory.
-        if len(pending) >= _IN_FLIGHT:
+    try:
+        for lo in tqdm(range(0, todo.size, size), desc=desc, disable=not progress,
+                       unit="chunk", leave=False):
+            sel = todo[lo:lo + size]
+            batch = [sharding.pad_batch(a, size)[0]
+                     for a in (item_seed[sel], dirs[dir_idx[sel]], offset[sel])]
+            batch = [_put(a, data) for a in batch]
+            pending.append((*step(*const, *batch), sel))
+            # Dispatch is asynchronous: keep one chunk queued behind the running one so the
+            # device never waits for the host, while at most _IN_FLIGHT chunks hold device
+            # memory.
+            if len(pending) >= _IN_FLIGHT:
+                collect()
+        while pending:
             collect()
-    while pending:
-        collect()
+    finally:
+        if rows is not None:
+            rows.flush()  # an interrupted walk keeps the chunks it finished
     preds = images = None
-    if preds_out:
-        flat = np.concatenate(preds_out)
-        if flat.ndim != 2:
-            raise ValueError(f"predict_fn: expected outputs of shape [batch, attributes], got "
-                             f"{flat.shape[1:]} per chunk")
-        preds = flat[inverse]
+    if preds_flat is not None:
+        preds = preds_flat[inverse]
     if images_out:
         images = np.concatenate(images_out)[inverse]
     return WalkResult(preds=preds, images=images, offsets=offsets)

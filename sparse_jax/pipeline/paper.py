@@ -19,7 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from sparse_jax.core import atomic
+from sparse_jax.core import atomic, resume
 from sparse_jax.discovery import run as discover
 from sparse_jax.evaluation import bootstrap
 from sparse_jax.evaluation import run as evaluate
@@ -71,6 +71,10 @@ def _labels(cfg_c: clf.ClassifierConfig, digit_cols: tuple[int, ...], params_c: 
     return (p[:, 0] > 0.5).astype(jnp.int32)
 
 
+def _child(checkpoint: resume.RunFolder | None, name: str) -> resume.RunFolder | None:
+    return None if checkpoint is None else checkpoint.child(name)
+
+
 RATIOS = (("sca", "pca"), ("sca", "sefa"), ("sca", "pca-w"), ("sca", "sca-w"))
 
 
@@ -78,7 +82,8 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
               sizes: PaperSizes = PaperSizes(), seed: int = 0, batch: int = 256,
               target_sparsity: float = 0.8, methods: str | None = None, repeats: int = 1,
               allow_classifier_mismatch: bool = False, bootstrap_draws: int = 1000,
-              progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+              progress: bool = True, log: Callable[[str], None] = print,
+              checkpoint: resume.RunFolder | None = None) -> dict[str, Any]:
     """Runs discovery and evaluation `repeats` times; returns run.json's content.
 
     Repeat r uses run seed `seed + r` for every sample (fit, regression, lat_stdev, walks).
@@ -91,6 +96,8 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
       allow_classifier_mismatch: score with a classifier whose input resolution or channels
         differ from the generator's images (it then resizes / converts); refused otherwise.
       bootstrap_draws: draws of the interval bootstrap (0: no intervals).
+      checkpoint: the run folder of OUT (`core.resume`): each repeat's discovery and evaluation
+        keep their finished parts there, so an interrupted run resumes; None computes all.
     """
     if repeats < 1:
         raise ValueError(f"repeats (--repeats) must be >= 1, got {repeats}")
@@ -119,7 +126,8 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
         discovery = discover.run_discovery(
             cfg, variables, methods=methods, num_samples=sizes.num_samples, k=sizes.k,
             target_sparsity=target_sparsity, seed=run_seed, batch=batch, out=dir_out,
-            label_fn=label_function(cfg_c, params_c), progress=progress)
+            label_fn=label_function(cfg_c, params_c), progress=progress,
+            checkpoint=_child(checkpoint, f"repeat_{r}/discovery"))
         t_discover = time.perf_counter() - t_rep
         log(f"discovery done in {t_discover:.0f} s: " + ", ".join(discovery.methods))
         config = evaluate.EvalConfig(
@@ -128,9 +136,9 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
             d_max_samples=sizes.d_max_samples, num_directions=sizes.k, chunk=batch,
             figures=(r == 0), allow_classifier_mismatch=allow_classifier_mismatch)
         paths = [os.path.join(dir_out, f"directions_{m}.npz") for m in discovery.methods]
-        evaluation = evaluate.run_evaluation(paths, folder, generator=gen_path,
-                                             classifier=cls_path, config=config,
-                                             progress=progress)
+        evaluation = evaluate.run_evaluation(
+            paths, folder, generator=gen_path, classifier=cls_path, config=config,
+            progress=progress, checkpoint=_child(checkpoint, f"repeat_{r}/evaluation"))
         seconds[f"repeat_{r}"] = {"discovery": round(t_discover, 1),
                                   "total": round(time.perf_counter() - t_rep, 1)}
         folders.append(folder)
