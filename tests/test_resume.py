@@ -17,7 +17,7 @@ from test_walks import brightness_predict
 from sparse_jax.cli import discover as discover_cli
 from sparse_jax.cli import evaluate as evaluate_cli
 from sparse_jax.cli import run_paper as run_paper_cli
-from sparse_jax.core import resume, seeds
+from sparse_jax.core import resume, seeds, stopping
 from sparse_jax.discovery import features
 from sparse_jax.discovery import run as discover
 from sparse_jax.evaluation import walks
@@ -212,6 +212,43 @@ def test_run_walks_resume_computes_only_the_missing_items(tmp_path, monkeypatch)
                         rows=resume.RowStore(rows))
 
 
+def test_a_signal_stops_a_walk_at_a_safe_point_keeping_the_work_in_flight(tmp_path, monkeypatch):
+    import signal
+
+    key = seeds.stream_key(0, seeds.IMAGE_STREAM)
+    dirs, dist, seed_idx = np.eye(CFG.w_dim)[:3], np.array([0.0, 0.5, 1.5]), np.arange(6)
+    predict = jax.tree_util.Partial(brightness_predict)
+    full = walks.run_walks(CFG, _variables(), key, seed_idx, dirs, dist, predict_fn=predict,
+                           chunk=8)
+    orig = walks._compiled_step
+    calls = {"n": 0}
+
+    def compiled(*args, **kwargs):
+        step = orig(*args, **kwargs)
+
+        def signalled(*a):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the third chunk runs
+            return step(*a)
+
+        return signalled
+
+    monkeypatch.setattr(walks, "_compiled_step", compiled)
+    rows = str(tmp_path / "walk")
+    with stopping.stop_at_safe_points(), pytest.raises(stopping.StopRequested):
+        walks.run_walks(CFG, _variables(), key, seed_idx, dirs, dist, predict_fn=predict,
+                        chunk=8, rows=resume.RowStore(rows))
+    assert calls["n"] == 3 and not stopping.requested()  # handlers and flag restored
+    monkeypatch.setattr(walks, "_compiled_step", orig)
+    counted = count_steps(monkeypatch, walks)
+    got = walks.run_walks(CFG, _variables(), key, seed_idx, dirs, dist, predict_fn=predict,
+                          chunk=8, rows=resume.RowStore(rows))
+    items = seed_idx.size * (1 + dirs.shape[0] * 2 * 2)
+    assert counted["n"] == -(-(items - 3 * 8) // 8)  # all 3 dispatched chunks were kept
+    np.testing.assert_allclose(got.preds, full.preds, rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -364,3 +401,32 @@ def test_run_paper_resumes_in_its_evaluation(tmp_path, monkeypatch, capsys):
     assert os.path.isfile(os.path.join(out, "fig5_curves.png"))
     assert resume.read_state(out)["status"] == "finished"
     assert not os.path.exists(os.path.join(out, resume.PARTIAL_DIR))
+
+
+def test_sigterm_keeps_the_finished_samples(tmp_path):
+    """A scheduler's SIGTERM stops a real command process like Ctrl-C: rows saved, one line."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = str(tmp_path / "run")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(root, "bin", "discover.py"), "--out", out, "--methods",
+         "pca-w", "--num_samples", "200000", "--k", "3", "--batch", "64", "--noprogress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(out, resume.STATE_FILE)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(4.0)  # past compilation, into the sampling
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()  # the stop request, then the one line of the exit
+    assert len(lines) == 2 and "SIGTERM: stopping after the current step" in lines[0], err
+    assert "terminated (SIGTERM)" in lines[1] and "rerun the same command to resume" in lines[1]
+    saved = os.listdir(os.path.join(out, resume.PARTIAL_DIR, "fit_samples"))
+    assert saved and all(f.startswith("rows_") for f in saved)
+    assert resume.read_state(out)["status"] == "running"

@@ -277,6 +277,22 @@ def preset_sizes(name: str) -> Any:
             "smoke": paper.PaperSizes.smoke}[name]()
 
 
+def preset_config(ns: argparse.Namespace, config_cls: type, preset_fields: Mapping[str, str],
+                  psi_field: str, command: str) -> Any:
+    """A run's config dataclass: its defaults, then the sizes of --preset (`preset_fields`:
+    PaperSizes field -> config field), then the flags given; a given truncation 'default'
+    becomes the generator directory's psi (`psi_without_cutoff`)."""
+    sizes = preset_sizes(ns.preset)
+    base = {field: getattr(sizes, size) for size, field in preset_fields.items()}
+    given = values_of(ns, ns._fields)
+    if given.get(psi_field) == "default":
+        given[psi_field] = psi_without_cutoff("default", ns.generator, command)
+    try:
+        return dataclasses.replace(config_cls(), **{**base, **given})
+    except ValueError as e:
+        raise UserError(str(e).replace(f"{config_cls.__name__}: ", "--")) from None
+
+
 # ----------------------------------------------------------------------------- truncation
 
 TRUNCATION_HELP = ("truncation psi (1: none), or 'default' for the generator directory's own "
@@ -546,12 +562,21 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
         return int(e.code or 0)
     quiet_logs(getattr(ns, "verbose", False))
     _OPEN_RUNS.clear()
+    from sparse_jax.core import stopping
+
     try:
         if getattr(ns, "multihost", False):
             from sparse_jax.core import sharding
 
             sharding.initialize_distributed(True)
-        return int(body(parser, ns) or 0)
+        with stopping.stop_at_safe_points():
+            return int(body(parser, ns) or 0)
+    except stopping.StopRequested as e:
+        if e.signal_name == "SIGTERM":
+            print(f"{prog}: terminated (SIGTERM){_safe_hint()}", file=sys.stderr)
+            return 143
+        print(f"{prog}: interrupted{_safe_hint()}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{_safe_hint()}", file=sys.stderr)
         return 130

@@ -54,12 +54,8 @@ def config(ns: argparse.Namespace):
     """The run's DiscoveryConfig: its defaults, then --preset, then the given flags."""
     from sparse_jax.discovery import run as discover
 
-    sizes = common.preset_sizes(ns.preset)
-    base = {field: getattr(sizes, size) for size, field in PRESET_FIELDS.items()}
-    given = common.values_of(ns, ns._fields)
-    if given.get("truncation") == "default":
-        given["truncation"] = common.psi_without_cutoff("default", ns.generator, "discover")
-    cfg = dataclasses.replace(discover.DiscoveryConfig(), **{**base, **given})
+    cfg = common.preset_config(ns, discover.DiscoveryConfig, PRESET_FIELDS, "truncation",
+                               "discover")
     try:
         discover.parse_methods(cfg.methods)  # an unknown method fails before any sampling
     except ValueError as e:

@@ -78,15 +78,8 @@ def config(ns: argparse.Namespace):
     """The run's EvalConfig: the dataclass's defaults, then --preset, then the given flags."""
     from sparse_jax.evaluation import run as evaluate
 
-    sizes = common.preset_sizes(ns.preset)
-    base = {field: getattr(sizes, size) for size, field in PRESET_FIELDS.items()}
-    given = common.values_of(ns, ns._fields)
-    if given.get("truncation_psi") == "default":
-        given["truncation_psi"] = common.psi_without_cutoff("default", ns.generator, "evaluate")
-    try:
-        return dataclasses.replace(evaluate.EvalConfig(), **{**base, **given})
-    except ValueError as e:
-        raise common.UserError(str(e).replace("EvalConfig: ", "--")) from None
+    return common.preset_config(ns, evaluate.EvalConfig, PRESET_FIELDS, "truncation_psi",
+                                "evaluate")
 
 
 def direction_paths(ns: argparse.Namespace) -> list[str]:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from sparse_jax.core import resume, seeds, sharding
+from sparse_jax.core import resume, seeds, sharding, stopping
 from sparse_jax.models import generators
 
 POOL_GLOBAL = 1  # grid size 1 = one global max per channel
@@ -323,6 +323,7 @@ def sample_features(
     try:
         for start in tqdm(range(0, todo.size, batch), desc=desc, disable=not progress,
                           unit="batch"):
+            stopping.check()
             idx = todo[start : start + batch]
             n_valid = idx.size
             # Padded rows get real (larger) indices so every batch has one shape: no recompiles.
@@ -335,6 +336,10 @@ def sample_features(
             pending = (idx, n_valid, result)
         if pending is not None:
             collect(*pending)
+    except stopping.StopRequested:
+        if pending is not None:  # finished work: keep it
+            collect(*pending)
+        raise
     except (MemoryError, RuntimeError) as err:
         if isinstance(err, BatchOutOfMemory) or not _is_oom(err):
             raise

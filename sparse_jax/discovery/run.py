@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from sparse_jax import decompose
-from sparse_jax.core import atomic, resume, seeds, sharding
+from sparse_jax.core import atomic, resume, seeds, sharding, stopping
 from sparse_jax.discovery import directions, features, sefa_layers
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
@@ -411,6 +411,7 @@ def run_discovery(
     results: dict[str, MethodResult] = {}
     resumed = []
     for m in methods:
+        stopping.check()
         part = f"method_{m}"
         if checkpoint is not None and checkpoint.has(part):
             results[m] = _load_method(checkpoint, part)

@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from sparse_jax.core import atomic, resume, sharding
+from sparse_jax.core import atomic, resume, sharding, stopping
 from sparse_jax.core import seeds as seed_streams
 from sparse_jax.evaluation import device_metrics, efficiency, metrics, walks
 from sparse_jax.io import direction_files
@@ -349,6 +349,7 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
     """
 
     def finished(path: str) -> bool:
+        stopping.check()  # between figures: each one kept is not drawn again
         name = f"figure_{os.path.basename(path)}"
         if checkpoint is not None and checkpoint.has(name) and os.path.isfile(path):
             files.append(path)

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from sparse_jax.core import resume, sharding
+from sparse_jax.core import resume, sharding, stopping
 from sparse_jax.core import seeds as seed_streams
 from sparse_jax.io import direction_files
 from sparse_jax.models import generators
@@ -283,6 +283,7 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
     try:
         for lo in tqdm(range(0, todo.size, size), desc=desc, disable=not progress,
                        unit="chunk", leave=False):
+            stopping.check()
             sel = todo[lo:lo + size]
             batch = [sharding.pad_batch(a, size)[0]
                      for a in (item_seed[sel], dirs[dir_idx[sel]], offset[sel])]
@@ -295,6 +296,10 @@ def run_walks(cfg: generators.GeneratorConfig, variables: Any, key: jax.Array, s
                 collect()
         while pending:
             collect()
+    except stopping.StopRequested:
+        while pending:  # finished work: keep it
+            collect()
+        raise
     finally:
         if rows is not None:
             rows.flush()  # an interrupted walk keeps the chunks it finished
