@@ -549,8 +549,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
                 body: Callable[[argparse.ArgumentParser, argparse.Namespace], int | None],
-                argv: Sequence[str] | None = None) -> int:
+                argv: Sequence[str] | None = None, safe_stop: bool = False) -> int:
     """Parses argv and runs `body`; returns the exit status. Bad input is one line on stderr.
+
+    With `safe_stop` (the resumable runs), Ctrl-C and SIGTERM stop at the next safe point
+    (`core.stopping`); otherwise Ctrl-C raises at once, as usual.
 
     Errors that are the user's (ValueError, OSError, out of memory) print as
     '<prog>: error: <message>' with status 1; set SPARSE_JAX_DEBUG=1 for the traceback.
@@ -569,6 +572,8 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
             from sparse_jax.core import sharding
 
             sharding.initialize_distributed(True)
+        if not safe_stop:
+            return int(body(parser, ns) or 0)
         with stopping.stop_at_safe_points():
             return int(body(parser, ns) or 0)
     except stopping.StopRequested as e:

@@ -91,4 +91,4 @@ def settings(ns: argparse.Namespace, cfg) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run_command(PROG, build_parser, _body, argv)
+    return common.run_command(PROG, build_parser, _body, argv, safe_stop=True)

@@ -120,4 +120,4 @@ def resume_settings(kw: dict) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run_command(PROG, build_parser, _body, argv)
+    return common.run_command(PROG, build_parser, _body, argv, safe_stop=True)

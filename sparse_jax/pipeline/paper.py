@@ -177,6 +177,8 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
     run = {"generator": gen_path, "classifier": cls_path, "seed": seed, "repeats": repeats,
            "sizes": dataclasses.asdict(sizes), "methods": method_names,
            "seconds": seconds, "devices": jax.device_count(),
+           # Resumed: the seconds are this run's, after the finished parts were read back.
+           "resumed": bool(checkpoint is not None and checkpoint.resumed),
            "platform": jax.devices()[0].platform, "files": sorted(files)}
     atomic.write_json(os.path.join(out, "run.json"), run)
     log(f"done in {total:.0f} s; results in {out}")
