@@ -119,7 +119,8 @@ def test_sparsity_figure_is_readable():
 
 
 @pytest.mark.slow  # the whole command end to end (about a minute on 2 shared cores)
-def test_smoke_preset_writes_outputs_and_refuses_a_used_folder(tmp_path, capsys):
+def test_smoke_preset_writes_outputs_resumes_and_refuses_another_run(tmp_path, capsys,
+                                                                       monkeypatch):
     gen, params, _ = _setup()
     g_dir, c_dir = str(tmp_path / "g"), str(tmp_path / "c")
     model_dirs.save_generator(g_dir, CFG, gen)
@@ -128,7 +129,8 @@ def test_smoke_preset_writes_outputs_and_refuses_a_used_folder(tmp_path, capsys)
     argv = ["--out", out, "--preset", "smoke", "--generator", g_dir, "--classifier", c_dir,
             "--noprogress", "--sparsities", "0,0.6", "--grad_sparsities", "0.6"]
     assert cli.main(argv) == 0
-    assert sorted(os.listdir(out)) == ["sparsity_sweep.png", "sweep.json", "sweep.md"]
+    assert sorted(os.listdir(out)) == ["run_state.json", "sparsity_sweep.png", "sweep.json",
+                                       "sweep.md"]
     with open(os.path.join(out, "sweep.json")) as f:
         result = json.load(f)
     assert [round(p["target_sparsity"], 2) for p in result["points"]] == [0.0, 0.6]
@@ -140,9 +142,39 @@ def test_smoke_preset_writes_outputs_and_refuses_a_used_folder(tmp_path, capsys)
     assert np.isfinite(check["grad"]) and np.isfinite(check["finite_difference"])
     assert "## Gradient check" in open(os.path.join(out, "sweep.md")).read()
     capsys.readouterr()
-    assert cli.main(argv) == 1  # a used folder needs --overwrite
+    assert cli.main(argv) == 0  # the same finished run: nothing to do
+    assert "nothing to do" in capsys.readouterr().out
+    assert cli.main([*argv, "--k", "2"]) == 1  # a folder holding another run needs --overwrite
     err = capsys.readouterr().err
     assert "--out" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+
+    # Interrupted in its second sweep point, the sweep resumes to the same result.
+    orig = sparsity.surrogate_jit
+    calls = {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    cut = str(tmp_path / "cut")
+    argv_cut = [*argv[:1], cut, *argv[2:]]
+    monkeypatch.setattr(sparsity, "surrogate_jit", interrupted)
+    assert cli.main(argv_cut) == 130
+    monkeypatch.setattr(sparsity, "surrogate_jit", orig)
+    assert cli.main(argv_cut) == 0
+    assert "resuming the unfinished sparsity_sweep run" in capsys.readouterr().out
+    resumed = json.load(open(os.path.join(cut, "sweep.json")))
+    for a, b in zip(result["points"], resumed["points"], strict=True):
+        assert b["zero_fraction"] == a["zero_fraction"]
+        assert b["surrogate"]["value"] == pytest.approx(a["surrogate"]["value"], rel=1e-5)
+        for key in ("efficiency", "S_d"):
+            if a[key]["value"] is None:
+                assert b[key]["value"] is None
+            else:
+                assert b[key]["value"] == pytest.approx(a[key]["value"], rel=1e-5)
+    assert resumed["gradient_check"][0]["grad"] == pytest.approx(check["grad"], rel=1e-4)
 
 
 def test_bad_flag_is_one_line(capsys, tmp_path):

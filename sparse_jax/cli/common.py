@@ -9,8 +9,8 @@ dataclass's defaults; `values_of` reads back only the flags the user gave, so
 Vocabulary (the same name means the same thing in every command):
   --generator, --classifier   model directories (default: the embedded MNIST models)
   --out, --overwrite          the output path; a used output folder needs --overwrite, except
-                              that discover, evaluate and run_paper resume their own unfinished
-                              run (same settings) from its finished parts
+                              that discover, evaluate, run_paper and sparsity_sweep resume their
+                              own unfinished run (same settings) from its finished parts
   --seeds                     generator seeds ('0-7,9'): z = normal(key(seed)), as in generate
   --seed                      the PRNG seed of a run (walk seeds, samples)
   --batch                     items per compiled call (memory scales with it)

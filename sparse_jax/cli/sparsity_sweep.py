@@ -7,6 +7,7 @@ examples:
   sparse-jax-sparsity-sweep --out runs/s --sparsities 0,0.5,0.9 --grad_sparsities 0.5
 Writes sparsity_sweep.png (efficiency and S_d against the zero fraction, 95% intervals),
 sweep.md (the tables) and sweep.json into --out. docs/metrics.md defines the surrogate.
+Rerunning an interrupted command resumes it from the points it finished (--batch may change).
 """
 from __future__ import annotations
 
@@ -73,11 +74,26 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     common.check_input_dir(ns.generator, "--generator")
     common.check_input_dir(ns.classifier, "--classifier")
     cfg = config(ns)
-    common.check_output_dir(ns.out, ns.overwrite, OUTPUTS, command="sparsity_sweep's")
+    run = common.open_run(ns.out, ns.overwrite, OUTPUTS, "sparsity_sweep", settings(ns, cfg))
+    if run.finished:
+        return 0
     sparsity.run_sweep(ns.out, cfg, generator=ns.generator, classifier=ns.classifier,
-                       progress=common.progress_enabled(ns))
+                       progress=common.progress_enabled(ns), checkpoint=run)
+    run.finish(OUTPUTS)
     return 0
 
 
+def settings(ns: argparse.Namespace, cfg) -> dict:
+    """What identifies the run in its folder (`core.resume`): the config and both models."""
+    from sparse_jax.io import model_dirs
+
+    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items()
+                       if k not in common.SPEED_ONLY},
+            "generator_fingerprint": common.fingerprint_input(
+                ns.generator, model_dirs.default_generator_path),
+            "classifier_fingerprint": common.fingerprint_input(
+                ns.classifier, model_dirs.default_classifier_path)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run_command(PROG, build_parser, _body, argv)
+    return common.run_command(PROG, build_parser, _body, argv, safe_stop=True)

@@ -36,7 +36,7 @@ import numpy as np
 from jax import lax
 
 from sparse_jax import decompose
-from sparse_jax.core import atomic, seeds
+from sparse_jax.core import atomic, resume, seeds, stopping
 from sparse_jax.discovery import directions, features
 from sparse_jax.evaluation import bootstrap, efficiency, walks
 from sparse_jax.evaluation import run as evaluate
@@ -444,9 +444,15 @@ def markdown(result: dict[str, Any]) -> str:
 
 def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | None = None,
               classifier: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print,
+              checkpoint: resume.RunFolder | None = None) -> dict[str, Any]:
     """Sweeps SCA's gamma over `config.sparsities`; writes sweep.json, sweep.md and
-    sparsity_sweep.png into `out` (atomically). Returns sweep.json's content."""
+    sparsity_sweep.png into `out` (atomically). Returns sweep.json's content.
+
+    checkpoint: the run folder of `out` (`core.resume`): the samples, the gamma search, each
+    sweep point (its walks included) and each gradient check are kept as they finish, so an
+    interrupted sweep resumes; None computes everything.
+    """
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
@@ -467,12 +473,14 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
     layers = features.default_layers(cfg)
     fit = features.sample_features(cfg, gen_vars, seeds.stream_key(c.seed, seeds.FIT_STREAM),
                                    c.num_samples, layers=layers, batch_size=max(c.batch, 256),
-                                   progress=progress, desc="fit samples")
+                                   progress=progress, desc="fit samples",
+                                   rows=None if checkpoint is None else checkpoint.rows("fit"))
     reg = features.sample_features(cfg, gen_vars,
                                    seeds.stream_key(c.seed, seeds.REGRESSION_STREAM),
                                    c.num_regression_samples, layers=layers,
                                    batch_size=max(c.batch, 256), progress=progress,
-                                   desc="regression samples")
+                                   desc="regression samples",
+                                   rows=None if checkpoint is None else checkpoint.rows("reg"))
     w_stdev = directions.lat_stdev_latents(cfg, gen_vars, c.seed)
     x_fit, x_reg, w_reg = (jnp.asarray(a) for a in (fit.x, reg.x, reg.w))
     p = int(x_fit.shape[1])
@@ -491,8 +499,10 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
 
     t0 = time.perf_counter()
     gammas = []
-    for s in tqdm(c.sparsities + c.grad_sparsities, desc="gamma search", disable=not progress):
-        gammas.append(decompose.gamma_for_sparsity(x_fit, c.k, s, rotate_z=False))
+    for i, s in enumerate(tqdm(c.sparsities + c.grad_sparsities, desc="gamma search",
+                               disable=not progress)):
+        gammas.append(_kept(checkpoint, f"gamma_{i}", lambda s=s: {"gamma": float(
+            decompose.gamma_for_sparsity(x_fit, c.k, s, rotate_z=False))})[0]["gamma"])
     sweep_gammas, grad_gammas = gammas[:len(c.sparsities)], gammas[len(c.sparsities):]
     seconds["gamma_search"] = time.perf_counter() - t0
 
@@ -515,8 +525,16 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
     points, values = [], {}
     bar = tqdm(list(zip(c.sparsities, sweep_gammas, strict=True)), desc="sweep points",
                disable=not progress)
-    for target, gamma in bar:
+    for i, (target, gamma) in enumerate(bar):
         label = f"gamma={gamma:.4g}"
+        if checkpoint is not None and checkpoint.has(f"point_{i}"):
+            meta, arrays = _kept(checkpoint, f"point_{i}", None)
+            points.append(meta)
+            values[label] = bootstrap.SeedValues(**{f: arrays[f] if arrays[f].ndim else
+                                                    arrays[f].item()
+                                                    for f in bootstrap.SeedValues._fields})
+            continue
+        stopping.check()
         sur = jax.device_get(surrogate_jit(dtype_gamma(gamma), *args, spec=spec))
         loadings = np.asarray(sur.loadings)
         r = jax.device_get(_loadings(dtype_gamma(gamma), x_fit, k=c.k, n_sweeps=c.n_sweeps,
@@ -525,8 +543,9 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
         lat = np.asarray(sur.lat_comp, np.float32)
         lat_stdev = np.asarray(directions.latent_stdev(w_stdev, jnp.asarray(lat)), np.float64)
         ds = DirectionSet(path="(in memory)", method=label, lat_comp=lat, lat_stdev=lat_stdev)
-        results, preds = evaluate.evaluate_directions(cfg, gen_vars, predict_fn, names, [ds],
-                                                      eval_cfg)
+        results, preds = evaluate.evaluate_directions(
+            cfg, gen_vars, predict_fn, names, [ds], eval_cfg,
+            checkpoint=None if checkpoint is None else checkpoint.child(f"walks_{i}"))
         reach = results["reach"][label]
         values[label] = bootstrap.seed_values(
             preds[label], results["distances"], c.num_assign_seeds, reach["preds"],
@@ -540,6 +559,8 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
                        "surrogate_s_d": float(sur.s_d),
                        "surrogate_attr": [_nan_none(float(v)) for v in sur.eff_attr],
                        "table1": {k: results["methods"][label].get(k) for k in TABLE1_KEYS}})
+        if checkpoint is not None:
+            checkpoint.save(f"point_{i}", values[label]._asdict(), points[-1])
         log(f"{label}: zeros {points[-1]['zero_fraction']:.3f}, surrogate "
             f"{float(sur.efficiency):.4f}")
     seconds["sweep"] = time.perf_counter() - t0
@@ -562,10 +583,11 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
 
     t0 = time.perf_counter()
     checks = []
-    for target, gamma in tqdm(list(zip(c.grad_sparsities, grad_gammas, strict=True)),
-                              desc="gradient check", disable=not progress):
-        checks.append(gradient_check(gamma, args, spec, c.fd_step))
-        checks[-1]["target_sparsity"] = target
+    for i, (target, gamma) in enumerate(tqdm(list(zip(c.grad_sparsities, grad_gammas,
+                                                      strict=True)),
+                                             desc="gradient check", disable=not progress)):
+        checks.append(_kept(checkpoint, f"gradient_check_{i}", lambda g=gamma, t=target: {
+            **gradient_check(g, args, spec, c.fd_step), "target_sparsity": t})[0])
     seconds["gradient_check"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
 
@@ -590,6 +612,21 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
     log(md)
     log(f"done in {seconds['total']:.0f} s; results in {out}")
     return result
+
+
+def _kept(checkpoint: resume.RunFolder | None, part: str,
+          compute: Callable[[], dict[str, Any]] | None
+          ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(meta, arrays) of a part a resumed run finished; else `compute()` (JSON) saved as it."""
+    if checkpoint is not None and checkpoint.has(part):
+        arrays, meta = checkpoint.load(part)
+        return meta, arrays
+    assert compute is not None
+    stopping.check()
+    meta = compute()
+    if checkpoint is not None:
+        checkpoint.save(part, meta=meta)
+    return meta, {}
 
 
 def _triples(points: list[dict[str, Any]], key: str) -> np.ndarray:
