@@ -23,8 +23,8 @@ def main():
     args = ap.parse_args()
     from absl import logging
     logging.set_verbosity(logging.WARNING)
-    import jax
 
+    from sparse_jax.core import seeds
     from sparse_jax.evaluation import sample_quality
     from sparse_jax.io import model_dirs
     cfg, variables = model_dirs.load_generator(args.generator or
@@ -32,7 +32,8 @@ def main():
     cfg_c, params_c = model_dirs.load_classifier(args.classifier)
     t0 = time.perf_counter()
     probs = sample_quality.digit_predictions(cfg, variables, cfg_c, params_c,
-                                             jax.random.key(args.seed), args.num_samples,
+                                             seeds.stream_key(args.seed, seeds.QUALITY_STREAM),
+                                             args.num_samples,
                                              truncation_psi=args.truncation)
     rep = sample_quality.quality_report(probs)
     rep["seconds"] = round(time.perf_counter() - t0, 1)
