@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import collections.abc
+import contextlib
 import dataclasses
-import fnmatch
 import inspect
 import math
 import os
 import re
-import shutil
 import sys
 import tempfile
 import types
@@ -450,13 +449,9 @@ def check_output_dir(path: str, overwrite: bool, outputs: Sequence[str], flag: s
         raise UserError(f"{flag} {path}: folder already holds files ({shown}); choose a new "
                         f"folder or pass --overwrite to replace {command or 'the'} outputs")
     if used:
-        for name in used:
-            if any(fnmatch.fnmatch(name, pat) for pat in outputs):
-                full = os.path.join(path, name)
-                if os.path.isdir(full) and not os.path.islink(full):
-                    shutil.rmtree(full)
-                else:
-                    os.remove(full)
+        from sparse_jax.core import resume
+
+        resume.remove_outputs(path, outputs)
     _make_dirs(path, flag, path)
     _probe_writable(path, flag, path)
     return path
@@ -469,11 +464,24 @@ _OPEN_RUNS: list[str] = []
 SPEED_ONLY = ("batch", "chunk")
 
 
-def fingerprint_input(path: str | None, default: Callable[[], str]) -> str:
-    """The content fingerprint of an input file or model directory (`default()` when None)."""
-    from sparse_jax.core import resume
+_NO_CLASSIFIER = object()
 
-    return resume.fingerprint(path if path is not None else default())
+
+def run_settings(config: Mapping[str, Any], generator: str | None,
+                 classifier: str | None | object = _NO_CLASSIFIER, **inputs: Any) -> dict:
+    """What identifies a resumable run in its folder (`core.resume`): its config (less the
+    SPEED_ONLY values), the generator's and (when the run has one) the classifier's content
+    fingerprint (None: the embedded default), and any further `inputs` as given."""
+    from sparse_jax.core import resume
+    from sparse_jax.io import model_dirs
+
+    out = {"config": {k: v for k, v in config.items() if k not in SPEED_ONLY}, **inputs,
+           "generator_fingerprint": resume.fingerprint(
+               generator or model_dirs.default_generator_path())}
+    if classifier is not _NO_CLASSIFIER:
+        out["classifier_fingerprint"] = resume.fingerprint(
+            classifier or model_dirs.default_classifier_path())
+    return out
 
 
 def open_run(path: str, overwrite: bool, outputs: Sequence[str], command: str,
@@ -488,11 +496,12 @@ def open_run(path: str, overwrite: bool, outputs: Sequence[str], command: str,
     from sparse_jax.core import resume
 
     check_output_parent(path, flag)
+    if os.path.isdir(path):
+        _probe_writable(path, flag, path)  # before the run state is written there
     try:
         run = resume.open_run_folder(path, command, settings, outputs, overwrite, flag)
     except resume.RunFolderError as e:
         raise UserError(str(e)) from None
-    _probe_writable(path, flag, path)
     if run.finished:
         print(f"{path} already holds this finished {command} run ({resume.STATE_FILE}); "
               f"nothing to do (--overwrite recomputes it)")
@@ -505,10 +514,14 @@ def open_run(path: str, overwrite: bool, outputs: Sequence[str], command: str,
 
 
 def _resume_hint() -> str:
+    """How to resume, for the last line of a run that stopped with its folder unfinished."""
     from sparse_jax.core import resume
 
     for path in _OPEN_RUNS:
-        state = resume.read_state(path) if os.path.isdir(path) else None
+        try:
+            state = resume.read_state(path) if os.path.isdir(path) else None
+        except ValueError:  # an unreadable state file: the error itself is what matters
+            return ""
         if state is not None and state.get("status") == "running":
             return (f"; finished parts are kept in {os.path.join(path, resume.PARTIAL_DIR)}: "
                     f"rerun the same command to resume")
@@ -572,18 +585,16 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
             from sparse_jax.core import sharding
 
             sharding.initialize_distributed(True)
-        if not safe_stop:
-            return int(body(parser, ns) or 0)
-        with stopping.stop_at_safe_points():
+        with stopping.stop_at_safe_points() if safe_stop else contextlib.nullcontext():
             return int(body(parser, ns) or 0)
     except stopping.StopRequested as e:
         if e.signal_name == "SIGTERM":
-            print(f"{prog}: terminated (SIGTERM){_safe_hint()}", file=sys.stderr)
+            print(f"{prog}: terminated (SIGTERM){_resume_hint()}", file=sys.stderr)
             return 143
-        print(f"{prog}: interrupted{_safe_hint()}", file=sys.stderr)
+        print(f"{prog}: interrupted{_resume_hint()}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted{_safe_hint()}", file=sys.stderr)
+        print(f"{prog}: interrupted{_resume_hint()}", file=sys.stderr)
         return 130
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else (
@@ -591,12 +602,6 @@ def run_command(prog: str, build: Callable[[], argparse.ArgumentParser],
     except _user_errors() as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"{prog}: error: {one_line(e)}{_safe_hint()}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}{_resume_hint()}", file=sys.stderr)
         return 1
 
-
-def _safe_hint() -> str:
-    try:
-        return _resume_hint()
-    except ValueError:  # an unreadable state file: the error itself is what matters
-        return ""

@@ -115,16 +115,12 @@ def settings(ns: argparse.Namespace, cfg, paths: Sequence[str]) -> dict:
     """What identifies the run in its folder (`core.resume`): the config and every input."""
     import os
 
-    from sparse_jax.io import model_dirs
+    from sparse_jax.core import resume
 
-    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items()
-                       if k not in common.SPEED_ONLY},
-            "directions": [{"name": os.path.basename(p),
-                            "fingerprint": common.fingerprint_input(p, str)} for p in paths],
-            "generator_fingerprint": common.fingerprint_input(
-                ns.generator, model_dirs.default_generator_path),
-            "classifier_fingerprint": common.fingerprint_input(
-                ns.classifier, model_dirs.default_classifier_path)}
+    return common.run_settings(
+        dataclasses.asdict(cfg), ns.generator, ns.classifier,
+        directions=[{"name": os.path.basename(p), "fingerprint": resume.fingerprint(p)}
+                    for p in paths])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,17 +106,10 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
 def resume_settings(kw: dict) -> dict:
     """What identifies the run in its folder (`core.resume`): every setting of `run_paper` that
     decides its results, with the generator and classifier by content."""
-    from sparse_jax.io import model_dirs
-
-    out = {k: v for k, v in kw.items()
-           if k not in ("out", "progress", "generator", "classifier", "sizes")
-           and k not in common.SPEED_ONLY}
-    out["sizes"] = dataclasses.asdict(kw["sizes"])
-    out["generator_fingerprint"] = common.fingerprint_input(
-        kw["generator"], model_dirs.default_generator_path)
-    out["classifier_fingerprint"] = common.fingerprint_input(
-        kw["classifier"], model_dirs.default_classifier_path)
-    return out
+    config = {k: v for k, v in kw.items()
+              if k not in ("out", "progress", "generator", "classifier", "sizes")}
+    config["sizes"] = dataclasses.asdict(kw["sizes"])
+    return common.run_settings(config, kw["generator"], kw["classifier"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -85,14 +85,7 @@ def _body(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
 
 def settings(ns: argparse.Namespace, cfg) -> dict:
     """What identifies the run in its folder (`core.resume`): the config and both models."""
-    from sparse_jax.io import model_dirs
-
-    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items()
-                       if k not in common.SPEED_ONLY},
-            "generator_fingerprint": common.fingerprint_input(
-                ns.generator, model_dirs.default_generator_path),
-            "classifier_fingerprint": common.fingerprint_input(
-                ns.classifier, model_dirs.default_classifier_path)}
+    return common.run_settings(dataclasses.asdict(cfg), ns.generator, ns.classifier)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -246,7 +246,7 @@ class RunFolder:
 
     def finish(self, outputs: Sequence[str]) -> list[str]:
         """Marks the run finished: records its files (matching `outputs`) and drops partial/."""
-        files = _matching(self.path, outputs)
+        files = [n for n in _matching(self.path, outputs) if n not in (STATE_FILE, PARTIAL_DIR)]
         if sharding.is_main_process():
             shutil.rmtree(os.path.join(self.path, PARTIAL_DIR), ignore_errors=True)
         _write_state(self.path, self.command, self.settings, "finished", files)
@@ -255,11 +255,29 @@ class RunFolder:
         return files
 
 
+def rows(checkpoint: RunFolder | None, name: str) -> RowStore | None:
+    """`checkpoint.rows(name)`, or None when the run keeps nothing (no checkpoint)."""
+    return None if checkpoint is None else checkpoint.rows(name)
+
+
+def child(checkpoint: RunFolder | None, name: str) -> RunFolder | None:
+    """`checkpoint.child(name)`, or None when the run keeps nothing (no checkpoint)."""
+    return None if checkpoint is None else checkpoint.child(name)
+
+
 def _matching(path: str, patterns: Iterable[str]) -> list[str]:
     names = os.listdir(path) if os.path.isdir(path) else []
-    return sorted(n for n in names
-                  if n not in (STATE_FILE, PARTIAL_DIR) and any(fnmatch.fnmatch(n, p)
-                                                                for p in patterns))
+    return sorted(n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns))
+
+
+def remove_outputs(path: str, patterns: Iterable[str]) -> None:
+    """Removes the entries of folder `path` matching the glob `patterns` (files or folders)."""
+    for name in _matching(path, patterns):
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.remove(full)
 
 
 def _write_state(path: str, command: str, settings: Mapping[str, Any], status: str,
@@ -358,18 +376,9 @@ def open_run_folder(path: str, command: str, settings: Mapping[str, Any],
     sharding.sync("run folder checked")  # every process has read the folder before it changes
     if sharding.is_main_process():
         if overwrite:
-            _clear(path, list(outputs) + [STATE_FILE, PARTIAL_DIR])
+            remove_outputs(path, [*outputs, STATE_FILE, PARTIAL_DIR])
         os.makedirs(path, exist_ok=True)
     _write_state(path, command, settings, "running")
     sharding.sync("run folder opened")
     return run
 
-
-def _clear(path: str, patterns: Sequence[str]) -> None:
-    for name in _matching(path, patterns) + [n for n in (STATE_FILE, PARTIAL_DIR)
-                                             if os.path.exists(os.path.join(path, n))]:
-        full = os.path.join(path, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        elif os.path.exists(full):
-            os.remove(full)

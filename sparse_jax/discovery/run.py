@@ -254,10 +254,6 @@ def _fit_method(method, fit, fresh, cfg, variables, k, gamma, target_sparsity,
 # ----------------------------------------------------------------------------- resuming
 
 
-def _rows(checkpoint: resume.RunFolder | None, name: str) -> resume.RowStore | None:
-    return None if checkpoint is None else checkpoint.rows(name)
-
-
 def _save_method(checkpoint: resume.RunFolder, part: str, r: MethodResult) -> None:
     checkpoint.save(part, r.dirs._asdict(), {
         "method": r.method, "act_space": r.act_space, "sparsity": r.sparsity,
@@ -393,7 +389,7 @@ def run_discovery(
     t0 = time.perf_counter()
     fit = features.sample_features(cfg, variables, seeds.stream_key(seed, seeds.FIT_STREAM),
                                    num_samples, label_fn=label_fn, desc="fit samples",
-                                   rows=_rows(checkpoint, "fit_samples"), **common)
+                                   rows=resume.rows(checkpoint, "fit_samples"), **common)
     timings["fit_samples"] = time.perf_counter() - t0
     fresh = None
     if needs_acts:
@@ -401,7 +397,7 @@ def run_discovery(
         fresh = features.sample_features(cfg, variables,
                                          seeds.stream_key(seed, seeds.REGRESSION_STREAM), n_reg,
                                          desc="regression samples",
-                                         rows=_rows(checkpoint, "regression_samples"),
+                                         rows=resume.rows(checkpoint, "regression_samples"),
                                          **common)
         timings["regression_samples"] = time.perf_counter() - t0
 

@@ -215,7 +215,7 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
                               distances, predict_fn=predict_fn, layer_range=config.layer_range,
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
                               devices=devices, progress=progress, desc=f"{ds.method}: walks",
-                              rows=_rows(checkpoint, f"walks_{_file_stem(ds.method)}"))
+                              rows=resume.rows(checkpoint, f"walks_{_file_stem(ds.method)}"))
         if out.preds.shape[-1] != len(attribute_names):
             raise ValueError(f"predict_fn gives {out.preds.shape[-1]} attributes but "
                              f"{len(attribute_names)} attribute names were given")
@@ -228,10 +228,6 @@ def evaluate_directions(cfg: generators.GeneratorConfig, variables: Any, predict
         results["direction_files"][ds.method] = ds.path
     results["reach"] = reach_all
     return results, all_preds
-
-
-def _rows(checkpoint: resume.RunFolder | None, name: str) -> resume.RowStore | None:
-    return None if checkpoint is None else checkpoint.rows(name)
 
 
 def reach_walk_plan(direction: np.ndarray, sign: np.ndarray) -> tuple[list[tuple[int, int]],
@@ -284,7 +280,7 @@ def _method_numbers(cfg, variables, predict_fn, ds: DirectionSet, preds: np.ndar
                               truncation_psi=config.truncation_psi, chunk=config.chunk,
                               devices=devices, progress=progress,
                               desc=f"{ds.method}: distance-to-effect walks",
-                              rows=_rows(checkpoint, f"reach_{_file_stem(ds.method)}"))
+                              rows=resume.rows(checkpoint, f"reach_{_file_stem(ds.method)}"))
         reach_preds = out.preds[:, :, 0]                        # [S_eval, U, T_r, A]
     else:
         reach_t = np.zeros(2)
@@ -347,6 +343,7 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
 
     With a checkpoint, a walk figure (Figs. 3, 4) that a resumed run already wrote is kept.
     """
+    files = []
 
     def finished(path: str) -> bool:
         stopping.check()  # between figures: each one kept is not drawn again
@@ -362,7 +359,6 @@ def write_figures(cfg: generators.GeneratorConfig, variables: Any, results: dict
         if checkpoint is not None:
             checkpoint.save(f"figure_{os.path.basename(path)}")
 
-    files = []
     names = results["attributes"]
     distances = np.asarray(results["distances"])
     d_max = results["d_max"]

@@ -71,10 +71,6 @@ def _labels(cfg_c: clf.ClassifierConfig, digit_cols: tuple[int, ...], params_c: 
     return (p[:, 0] > 0.5).astype(jnp.int32)
 
 
-def _child(checkpoint: resume.RunFolder | None, name: str) -> resume.RunFolder | None:
-    return None if checkpoint is None else checkpoint.child(name)
-
-
 RATIOS = (("sca", "pca"), ("sca", "sefa"), ("sca", "pca-w"), ("sca", "sca-w"))
 
 
@@ -127,7 +123,7 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
             cfg, variables, methods=methods, num_samples=sizes.num_samples, k=sizes.k,
             target_sparsity=target_sparsity, seed=run_seed, batch=batch, out=dir_out,
             label_fn=label_function(cfg_c, params_c), progress=progress,
-            checkpoint=_child(checkpoint, f"repeat_{r}/discovery"))
+            checkpoint=resume.child(checkpoint, f"repeat_{r}/discovery"))
         t_discover = time.perf_counter() - t_rep
         log(f"discovery done in {t_discover:.0f} s: " + ", ".join(discovery.methods))
         config = evaluate.EvalConfig(
@@ -138,7 +134,7 @@ def run_paper(out: str, generator: str | None = None, classifier: str | None = N
         paths = [os.path.join(dir_out, f"directions_{m}.npz") for m in discovery.methods]
         evaluation = evaluate.run_evaluation(
             paths, folder, generator=gen_path, classifier=cls_path, config=config,
-            progress=progress, checkpoint=_child(checkpoint, f"repeat_{r}/evaluation"))
+            progress=progress, checkpoint=resume.child(checkpoint, f"repeat_{r}/evaluation"))
         seconds[f"repeat_{r}"] = {"discovery": round(t_discover, 1),
                                   "total": round(time.perf_counter() - t_rep, 1)}
         folders.append(folder)

@@ -474,13 +474,13 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
     fit = features.sample_features(cfg, gen_vars, seeds.stream_key(c.seed, seeds.FIT_STREAM),
                                    c.num_samples, layers=layers, batch_size=max(c.batch, 256),
                                    progress=progress, desc="fit samples",
-                                   rows=None if checkpoint is None else checkpoint.rows("fit"))
+                                   rows=resume.rows(checkpoint, "fit"))
     reg = features.sample_features(cfg, gen_vars,
                                    seeds.stream_key(c.seed, seeds.REGRESSION_STREAM),
                                    c.num_regression_samples, layers=layers,
                                    batch_size=max(c.batch, 256), progress=progress,
                                    desc="regression samples",
-                                   rows=None if checkpoint is None else checkpoint.rows("reg"))
+                                   rows=resume.rows(checkpoint, "reg"))
     w_stdev = directions.lat_stdev_latents(cfg, gen_vars, c.seed)
     x_fit, x_reg, w_reg = (jnp.asarray(a) for a in (fit.x, reg.x, reg.w))
     p = int(x_fit.shape[1])
@@ -502,7 +502,7 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
     for i, s in enumerate(tqdm(c.sparsities + c.grad_sparsities, desc="gamma search",
                                disable=not progress)):
         gammas.append(_kept(checkpoint, f"gamma_{i}", lambda s=s: {"gamma": float(
-            decompose.gamma_for_sparsity(x_fit, c.k, s, rotate_z=False))})[0]["gamma"])
+            decompose.gamma_for_sparsity(x_fit, c.k, s, rotate_z=False))})["gamma"])
     sweep_gammas, grad_gammas = gammas[:len(c.sparsities)], gammas[len(c.sparsities):]
     seconds["gamma_search"] = time.perf_counter() - t0
 
@@ -528,7 +528,7 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
     for i, (target, gamma) in enumerate(bar):
         label = f"gamma={gamma:.4g}"
         if checkpoint is not None and checkpoint.has(f"point_{i}"):
-            meta, arrays = _kept(checkpoint, f"point_{i}", None)
+            arrays, meta = checkpoint.load(f"point_{i}")
             points.append(meta)
             values[label] = bootstrap.SeedValues(**{f: arrays[f] if arrays[f].ndim else
                                                     arrays[f].item()
@@ -545,7 +545,7 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
         ds = DirectionSet(path="(in memory)", method=label, lat_comp=lat, lat_stdev=lat_stdev)
         results, preds = evaluate.evaluate_directions(
             cfg, gen_vars, predict_fn, names, [ds], eval_cfg,
-            checkpoint=None if checkpoint is None else checkpoint.child(f"walks_{i}"))
+            checkpoint=resume.child(checkpoint, f"walks_{i}"))
         reach = results["reach"][label]
         values[label] = bootstrap.seed_values(
             preds[label], results["distances"], c.num_assign_seeds, reach["preds"],
@@ -587,7 +587,7 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
                                                       strict=True)),
                                              desc="gradient check", disable=not progress)):
         checks.append(_kept(checkpoint, f"gradient_check_{i}", lambda g=gamma, t=target: {
-            **gradient_check(g, args, spec, c.fd_step), "target_sparsity": t})[0])
+            **gradient_check(g, args, spec, c.fd_step), "target_sparsity": t}))
     seconds["gradient_check"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
 
@@ -615,18 +615,15 @@ def run_sweep(out: str, config: SweepConfig = SweepConfig(), generator: str | No
 
 
 def _kept(checkpoint: resume.RunFolder | None, part: str,
-          compute: Callable[[], dict[str, Any]] | None
-          ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of a part a resumed run finished; else `compute()` (JSON) saved as it."""
+          compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of a part a resumed run finished; else `compute()`, saved as that part."""
     if checkpoint is not None and checkpoint.has(part):
-        arrays, meta = checkpoint.load(part)
-        return meta, arrays
-    assert compute is not None
+        return checkpoint.load(part)[1]
     stopping.check()
     meta = compute()
     if checkpoint is not None:
         checkpoint.save(part, meta=meta)
-    return meta, {}
+    return meta
 
 
 def _triples(points: list[dict[str, Any]], key: str) -> np.ndarray:
